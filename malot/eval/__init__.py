@@ -1,0 +1,1 @@
+"""malot.eval (see the architecture in README.md)."""

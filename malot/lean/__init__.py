@@ -1,0 +1,1 @@
+"""malot.lean (see the architecture in README.md)."""

@@ -1,0 +1,1 @@
+"""malot.llm (see the architecture in README.md)."""

@@ -1,0 +1,1 @@
+"""malot.provers (see the architecture in README.md)."""

@@ -1,0 +1,1 @@
+"""malot.retrieval (see the architecture in README.md)."""

