@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from malot.errors import ConfigError
 
@@ -160,6 +160,14 @@ class ToolsSettings(_Section):
     """Tool plugins: ``plugins`` is an allow-list of entry-point names (``None``: load all)."""
 
     plugins: list[str] | None = None
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_names(cls, value: object) -> object:
+        """``MALOT_PLUGINS=weights`` or ``"a,b"`` (one string) means a list of names; ``""`` means none."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 class Settings(_Section):
