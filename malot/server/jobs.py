@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ class JobOutcome:
     result: dict[str, Any] = field(default_factory=dict)
 
 
-JobRunner = Callable[[ProveJobRequest, EventSink], Awaitable[JobOutcome]]
+JobRunner = Callable[[ProveJobRequest, EventSink], Coroutine[Any, Any, JobOutcome]]
 """Runs one proving job; the server's default runner drives a :class:`malot.provers.Prover`."""
 
 
