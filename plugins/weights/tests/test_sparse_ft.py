@@ -73,3 +73,34 @@ def test_composition_adds_diffs_and_round_trips_through_safetensors(tmp_path: Pa
     untouched = {n for n in base if all(n not in d.indices for d in diffs)}
     for name in untouched:
         assert torch.equal(composed[name], base[name])
+
+
+def test_lt_sft_and_compose_sft_tools_on_a_tiny_model_folder(tmp_path: Path) -> None:
+    from malot_weights.causal_lm import build_tiny_lm_folder, load_causal_lm
+    from malot_weights.sparse_ft import ComposeSftInput, LtSftInput, compose_sft, lt_sft_tool
+    from malot_weights.tool_io import load_weights
+
+    words = ["the", "cat", "dog", "sat", "ran", "on", "a", "mat", "log"]
+    folder = build_tiny_lm_folder(tmp_path / "base", words, hidden_size=16, layers=1)
+    data = tmp_path / "data.txt"
+    data.write_text("the cat sat on a mat\nthe dog ran on a log\n" * 4)
+    result = lt_sft_tool(
+        LtSftInput(
+            model=str(folder),
+            data=str(data),
+            out=str(tmp_path / "d.safetensors"),
+            k=40,
+            full_steps=8,
+            sparse_steps=8,
+            lr=0.01,
+            batch_size=4,
+        )
+    )
+    assert result.nnz == 40 and sum(result.per_parameter.values()) == 40
+    assert result.sparse_loss_last is not None and result.sparse_loss_first is not None
+    composed = compose_sft(ComposeSftInput(base=str(folder), diffs=[result.diff], out=str(tmp_path / "out")))
+    before, after = load_weights(folder), load_weights(tmp_path / "out")
+    assert set(before) == set(after)
+    changed = sum(int((after[n] != before[n]).sum()) for n in before)
+    assert changed == 40 == composed.changed_entries
+    load_causal_lm(tmp_path / "out")  # the composed folder loads as a model

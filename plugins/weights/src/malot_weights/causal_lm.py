@@ -96,7 +96,7 @@ def build_word_tokenizer(words: Sequence[str]) -> Any:
     vocab = {token: index for index, token in enumerate([*specials, *dict.fromkeys(words)])}
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    return PreTrainedTokenizerFast(
+    return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=core, pad_token="<pad>", unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
 
@@ -130,7 +130,7 @@ def build_tiny_lm_folder(
         eos_token_id=tokenizer.eos_token_id,
     )
     torch.manual_seed(seed)
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     path = Path(folder)
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(path))

@@ -14,17 +14,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import BaseModel, Field
+
 from malot.errors import ToolError
+from malot.tools import tool
+from malot_weights.tool_io import rewrite_weights
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
 __all__ = [
+    "ComposeSftInput",
+    "ComposeSftOutput",
+    "LtSftInput",
+    "LtSftOutput",
     "LtSftResult",
     "SparseDiff",
+    "compose_sft",
     "compose_sparse_diffs",
     "lt_sft",
+    "lt_sft_tool",
     "sparse_diff",
     "top_k_masks",
     "train_masked",
@@ -64,7 +74,9 @@ class SparseDiff:
         if name not in self.indices:
             return out
         if tuple(out.shape) != self.shapes[name]:
-            raise ToolError(f"sparse diff for {name!r} has shape {self.shapes[name]}, the weight has {tuple(out.shape)}")
+            raise ToolError(
+                f"sparse diff for {name!r} has shape {self.shapes[name]}, the weight has {tuple(out.shape)}"
+            )
         flat = out.view(-1)
         flat[self.indices[name]] += (self.values[name] * scale).to(flat.dtype)
         return out
@@ -155,8 +167,15 @@ def _l1_to(model: nn.Module, reference: Mapping[str, torch.Tensor]) -> torch.Ten
     return torch.stack(terms).sum() / max(count, 1)
 
 
-def _train(model: nn.Module, loss_fn: LossFn, steps: int, lr: float, l1_reg: float,
-           reference: Mapping[str, torch.Tensor], after_step: Callable[[], None] | None = None) -> list[float]:
+def _train(
+    model: nn.Module,
+    loss_fn: LossFn,
+    steps: int,
+    lr: float,
+    l1_reg: float,
+    reference: Mapping[str, torch.Tensor],
+    after_step: Callable[[], None] | None = None,
+) -> list[float]:
     import torch
 
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -168,7 +187,7 @@ def _train(model: nn.Module, loss_fn: LossFn, steps: int, lr: float, l1_reg: flo
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model, step)
         total = loss + l1_reg * _l1_to(model, reference) if l1_reg else loss
-        total.backward()
+        total.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         if after_step is not None:
             after_step()
@@ -201,7 +220,7 @@ def train_masked(
             param.requires_grad_(False)
             continue
         mask = masks[name].to(param.device)
-        hooks.append(param.register_hook(lambda grad, m=mask: grad * m))
+        hooks.append(param.register_hook(lambda grad, m=mask: grad * m))  # type: ignore[no-untyped-call]
 
     def restore() -> None:
         with torch.no_grad():
@@ -290,3 +309,129 @@ def compose_sparse_diffs(
                 value = diff.apply_to(name, value, factor)
         out[name] = value
     return out
+
+
+_PAPER = "Composable Sparse Fine-Tuning for Cross-Lingual Transfer (Ansell et al., ACL 2022)"
+
+
+class LtSftInput(BaseModel):
+    """Arguments of the ``lt_sft`` tool."""
+
+    model: str = Field(description="Hugging Face causal-LM folder (the original weights θ₀)")
+    data: str = Field(description="training texts: .txt (one a line) or .jsonl ('text' or 'prompt'+'completion')")
+    out: str = Field(description="where to write the sparse diff (.safetensors)")
+    k: int = Field(gt=0, description="number of weights the sparse fine-tune may change")
+    full_steps: int = Field(default=100, ge=0, description="steps of the full fine-tune that picks the mask")
+    sparse_steps: int = Field(default=100, ge=0, description="steps of the masked fine-tune from θ₀")
+    lr: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=8, gt=0)
+    max_length: int = Field(default=64, gt=1)
+    l1_reg: float = Field(default=0.0, ge=0, description="L1 pull towards θ₀ (the paper's regulariser)")
+    include: list[str] | None = Field(default=None, description="only parameters whose name contains one of these")
+    seed: int = 0
+
+
+class LtSftOutput(BaseModel):
+    """Result of the ``lt_sft`` tool."""
+
+    diff: str
+    k: int
+    nnz: int
+    per_parameter: dict[str, int]
+    full_loss_first: float | None
+    full_loss_last: float | None
+    sparse_loss_first: float | None
+    sparse_loss_last: float | None
+
+
+@tool(name="lt_sft", family="weights", paper=_PAPER, tags=("sparse", "fine-tuning", "composition"), heavy=True)
+def lt_sft_tool(args: LtSftInput) -> LtSftOutput:
+    """Lottery-Ticket Sparse Fine-Tuning: learn a K-entry sparse diff of a causal LM on a text file.
+
+    Fine-tunes all weights, keeps the K that moved most, resets to the original weights, and fine-tunes only those
+    K entries; writes the diff for ``compose_sft``.
+    """
+    import torch
+
+    from malot_weights.causal_lm import batch_token_ids, causal_lm_loss, load_causal_lm, load_texts, load_tokenizer
+
+    torch.manual_seed(args.seed)
+    model = load_causal_lm(args.model)
+    tokenizer = load_tokenizer(args.model)
+    texts = load_texts(args.data)
+    names = [
+        n
+        for n, p in model.named_parameters()
+        if p.requires_grad and (args.include is None or any(part in n for part in args.include))
+    ]
+    order = torch.Generator().manual_seed(args.seed)
+
+    def loss_fn(net: nn.Module, step: int) -> torch.Tensor:
+        pick = torch.randint(len(texts), (args.batch_size,), generator=order).tolist()
+        ids, mask = batch_token_ids(tokenizer, [texts[i] for i in pick], args.max_length)
+        return causal_lm_loss(net, ids, mask)
+
+    result = lt_sft(
+        model,
+        loss_fn,
+        k=args.k,
+        full_steps=args.full_steps,
+        sparse_steps=args.sparse_steps,
+        lr=args.lr,
+        l1_reg=args.l1_reg,
+        names=names,
+    )
+    path = result.diff.save(args.out)
+    return LtSftOutput(
+        diff=str(path),
+        k=args.k,
+        nnz=result.diff.nnz,
+        per_parameter={n: int(i.numel()) for n, i in result.diff.indices.items()},
+        full_loss_first=result.full_losses[0] if result.full_losses else None,
+        full_loss_last=result.full_losses[-1] if result.full_losses else None,
+        sparse_loss_first=result.sparse_losses[0] if result.sparse_losses else None,
+        sparse_loss_last=result.sparse_losses[-1] if result.sparse_losses else None,
+    )
+
+
+class ComposeSftInput(BaseModel):
+    """Arguments of the ``compose_sft`` tool."""
+
+    base: str = Field(description="the original weights: a .safetensors file or a model folder")
+    diffs: list[str] = Field(min_length=1, description="sparse diffs written by lt_sft")
+    scales: list[float] | None = Field(default=None, description="one factor per diff (default 1)")
+    out: str = Field(description="output .safetensors file (file base) or model folder (folder base)")
+
+
+class ComposeSftOutput(BaseModel):
+    """Result of the ``compose_sft`` tool."""
+
+    files: list[str]
+    changed_entries: int
+
+
+@tool(name="compose_sft", family="weights", paper=_PAPER, tags=("sparse", "composition"))
+def compose_sft(args: ComposeSftInput) -> ComposeSftOutput:
+    """Compose sparse fine-tunes: write ``θ₀ + Σ sᵢ·φᵢ``, going through the base one shard at a time."""
+    diffs = [SparseDiff.load(path) for path in args.diffs]
+    scales = args.scales if args.scales is not None else [1.0] * len(diffs)
+    if len(scales) != len(diffs):
+        raise ToolError(f"got {len(diffs)} diffs but {len(scales)} scales", hint="give one scale per diff")
+    seen: set[str] = set()
+
+    def add(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        out = tensor
+        for diff, scale in zip(diffs, scales, strict=True):
+            if name in diff.indices:
+                seen.add(name)
+                out = diff.apply_to(name, out, scale)
+        return out
+
+    files = rewrite_weights(args.base, args.out, add)
+    missing = {n for d in diffs for n in d.indices} - seen
+    if missing:
+        raise ToolError(
+            f"the base lacks weights the diffs change: {sorted(missing)[:5]}",
+            hint="compose diffs onto the model they were trained from",
+        )
+    return ComposeSftOutput(files=[str(f) for f in files], changed_entries=sum(d.nnz for d in diffs))
