@@ -127,7 +127,7 @@ def load_llm(spec: str | LLMSettings, *, backend: str | None = None, **options: 
         return server
     if parsed.backend == "hf":
         _require("torch", "transformers", extra="hf")
-        from malot.llm.hf_backend import TransformersLLM  # type: ignore[import-not-found]
+        from malot.llm.hf_backend import TransformersLLM
 
         assert parsed.model is not None
         local: LLM = TransformersLLM.from_settings(parsed.model, settings, **options)
