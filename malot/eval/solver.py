@@ -10,6 +10,8 @@ plugs in another one (the Ray workers import factories by this name too).
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
@@ -39,20 +41,22 @@ AttemptSink = Callable[[AttemptRecord], None]
 @dataclass(frozen=True, slots=True)
 class ProblemBudget:
     """What one problem may spend: independent samples, correction rounds per sample, tokens, Lean CPU-seconds
-    and wall seconds (``None``: unlimited)."""
+    and wall seconds (``None``: unlimited). ``first_success`` stops a problem's other samples once one verifies
+    (cheaper, but then pass@k for k > 1 is only a lower bound)."""
 
     samples: int
     rounds: int = 0
     tokens: int | None = None
     lean_cpu_seconds: float | None = None
     wall_seconds: float | None = None
+    first_success: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         return asdict(self)
 
 
-def budget_from_settings(settings: Settings) -> ProblemBudget:
+def budget_from_settings(settings: Settings, *, first_success: bool = False) -> ProblemBudget:
     """The per-problem budget: ``prover.samples``/``prover.rounds`` plus the ``budget`` section's limits
     (``budget.samples``, when set, caps ``prover.samples``)."""
     samples = settings.prover.samples
@@ -64,6 +68,7 @@ def budget_from_settings(settings: Settings) -> ProblemBudget:
         tokens=settings.budget.tokens,
         lean_cpu_seconds=settings.budget.lean_cpu_seconds,
         wall_seconds=settings.budget.wall_seconds,
+        first_success=first_success,
     )
 
 
@@ -87,6 +92,8 @@ def load_solver_factory(spec: str | None = None) -> SolverFactory:
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"solver {spec!r} is not of the form module:factory", hint="e.g. mypkg.solvers:my_solver")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())  # like `python -m`, let a solver module next to the user's files be found
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -362,6 +362,15 @@ class ResultsStore:
                 raise RunStoreError(f"problem {outcome.problem!r} is not running in session {session}")
         return self.problem(outcome.problem)
 
+    def reopen_errors(self) -> int:
+        """Put problems that ended in a solver error back to ``pending`` (for ``--retry-errors``); returns how many."""
+        with _transaction(self._conn):
+            cur = self._conn.execute(
+                "UPDATE problems SET status='pending', solved=NULL, n=NULL, c=NULL, error=NULL"
+                " WHERE status='done' AND error IS NOT NULL"
+            )
+        return int(cur.rowcount)
+
     # ------------------------------------------------------------------ reads
 
     def run_info(self) -> dict[str, Any]:
