@@ -1,0 +1,305 @@
+"""The one rule that decides whether a proof counts, with every check reported as its own flag.
+
+:func:`screen` needs no Lean: it extracts the code from a model's answer, re-splices the problem's header and
+original statement around the model's proof, and runs the source screen. :func:`verify_candidate` then checks the
+assembled file with any :class:`~malot.lean.base.Verifier`, appending its own ``#print axioms <target>`` and
+reading only the message at that command's position, and fills every verdict flag of the
+:class:`~malot.lean.base.CheckResult`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from malot.errors import VerifierError
+from malot.lean.base import CheckResult, LeanMessage, Snippet, Verifier
+from malot.lean.screen import Violation, screen_tokens
+from malot.lean.splice import extract_code, splice_candidate
+
+if TYPE_CHECKING:
+    from malot.config import LeanSettings
+
+__all__ = [
+    "DEFAULT_AXIOMS",
+    "NATIVE_AXIOMS",
+    "AcceptanceRule",
+    "ScreenResult",
+    "TargetTheorem",
+    "Violation",
+    "apply_rule",
+    "parse_axioms_message",
+    "screen",
+    "verify_candidate",
+]
+
+DEFAULT_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
+NATIVE_AXIOMS = ("Lean.ofReduceBool", "Lean.trustCompiler", "Lean.ofReduceNat")
+_NAME_RE = re.compile(r"\b(?:theorem|lemma)\s+([^\s:({\[⦃]+)")
+
+
+class TargetTheorem(BaseModel):
+    """The problem's trusted parts: header (imports, options, opens), statement (ending ``:= by`` or ``:=``), name.
+
+    ``name`` defaults to the name declared in ``statement``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    header: str = ""
+    statement: str
+    name: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            m = _NAME_RE.search(str(data.get("statement", "")))
+            if m is None:
+                raise ValueError("the statement declares no 'theorem NAME'; pass name= explicitly")
+            data = {**data, "name": m.group(1)}
+        return data
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> TargetTheorem:
+        """From a MiniF2F-style record (``header``, ``formal_statement``, ``name``)."""
+        return cls(
+            header=str(record.get("header", "")),
+            statement=str(record.get("formal_statement") or record.get("statement", "")),
+            name=str(record.get("name", "")),
+        )
+
+
+class AcceptanceRule(BaseModel):
+    """Which proofs count: allowed axioms and the opt-ins. The defaults are the strict rule.
+
+    ``allow_native`` admits ``native_decide`` / ``decide +native`` and the axioms native computation adds
+    (``Lean.ofReduceBool``, ``Lean.trustCompiler`` and per-use auxiliary axioms); ``lean4checker`` re-checks the
+    environment with lean4checker where the backend can; ``check_screened`` still sends screened-out candidates
+    to Lean (for error feedback; they are rejected either way).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    allowed_axioms: frozenset[str] = Field(default_factory=lambda: frozenset(DEFAULT_AXIOMS))
+    allow_native: bool = False
+    lean4checker: bool = False
+    check_screened: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: LeanSettings) -> AcceptanceRule:
+        """The rule configured in ``[lean]`` (``allowed_axioms``, ``allow_native_decide``, ``lean4checker``)."""
+        return cls(
+            allowed_axioms=frozenset(settings.allowed_axioms),
+            allow_native=settings.allow_native_decide,
+            lean4checker=settings.lean4checker,
+        )
+
+    def axiom_allowed(self, axiom: str) -> bool:
+        """Is ``axiom`` acceptable under this rule?"""
+        if axiom in self.allowed_axioms:
+            return True
+        if self.allow_native:
+            return axiom in NATIVE_AXIOMS or "._native." in axiom or "native_decide" in axiom
+        return False
+
+
+@dataclass
+class ScreenResult:
+    """The checks that need no Lean: extraction, re-splice, source screen.
+
+    ``code`` is the assembled file (header + preamble + original statement + proof, without the checker's
+    ``#print axioms``), empty when the candidate could not be assembled.
+    """
+
+    ok: bool
+    code: str
+    violations: list[Violation] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    fenced: bool = False
+    empty: bool = False
+    statement_respliced: bool = False
+    candidate_had_statement: bool = False
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every reason the screen rejects, as sentences."""
+        return self.problems + [str(v) for v in self.violations]
+
+    @property
+    def rules(self) -> set[str]:
+        """The rule names of the violations (``"sorry"``, ``"#exit"``, ...)."""
+        return {v.rule for v in self.violations}
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view."""
+        return {
+            "ok": self.ok,
+            "code": self.code,
+            "violations": [str(v) for v in self.violations],
+            "rules": sorted(self.rules),
+            "problems": self.problems,
+            "fenced": self.fenced,
+            "empty": self.empty,
+            "statement_respliced": self.statement_respliced,
+            "candidate_had_statement": self.candidate_had_statement,
+        }
+
+
+def screen(target: TargetTheorem, candidate_code: str, rule: AcceptanceRule | None = None) -> ScreenResult:
+    """Extract, re-splice and screen a model's answer without running Lean (the cheap pre-filter)."""
+    rule = rule or AcceptanceRule()
+    text, fenced = extract_code(candidate_code, target.name)
+    if not text.strip():
+        return ScreenResult(False, "", problems=["empty output: no Lean code in the answer"], fenced=fenced, empty=True)
+    spliced = splice_candidate(target.header, target.statement, target.name, text)
+    if not spliced.ok:
+        return ScreenResult(
+            False, "", problems=spliced.problems, fenced=fenced, candidate_had_statement=spliced.candidate_had_statement
+        )
+    code = spliced.code
+    violations = screen_tokens(
+        code,
+        [(spliced.header_end, spliced.statement_start), (spliced.statement_end, len(code))],
+        (spliced.header_end, spliced.statement_start),
+        allow_native=rule.allow_native,
+    )
+    return ScreenResult(
+        not violations,
+        code,
+        violations,
+        fenced=fenced,
+        statement_respliced=True,
+        candidate_had_statement=spliced.candidate_had_statement,
+    )
+
+
+_AXIOMS_RE = re.compile(r"depends on axioms:\s*\[(.*)\]", re.DOTALL)
+_NO_AXIOMS_RE = re.compile(r"does not depend on any axioms")
+
+
+def parse_axioms_message(text: str) -> list[str] | None:
+    """The axiom list of a ``#print axioms`` message (``[]`` for none), or None if ``text`` is not one."""
+    if _NO_AXIOMS_RE.search(text):
+        return []
+    m = _AXIOMS_RE.search(text)
+    if m is None:
+        return None
+    return [a.strip() for a in m.group(1).replace("\n", " ").split(",") if a.strip()]
+
+
+def _own_axioms_message(messages: list[LeanMessage], line: int, name: str) -> tuple[LeanMessage | None, bool]:
+    """The message of the checker's own ``#print axioms`` (at ``line``) and whether Lean reported an error there."""
+    errored = False
+    found: LeanMessage | None = None
+    for m in messages:
+        if m.pos is None or m.pos.line != line:
+            continue
+        if m.is_error:
+            errored = True
+        elif found is None and parse_axioms_message(m.data) is not None and name.split(".")[-1] in m.data:
+            found = m
+    return found, errored
+
+
+def apply_rule(
+    result: CheckResult,
+    *,
+    rule: AcceptanceRule,
+    screened: ScreenResult,
+    target: TargetTheorem,
+    axioms_line: int,
+    sandboxed: bool,
+) -> CheckResult:
+    """Fill every verdict flag of ``result`` (Lean's answer for the assembled file) and decide ``accepted``."""
+    msg, errored = _own_axioms_message(result.messages, axioms_line, target.name)
+    axioms = parse_axioms_message(msg.data) if msg is not None else None
+    update: dict[str, Any] = {
+        "screen_ok": screened.ok,
+        "violations": screened.reasons,
+        "statement_respliced": screened.statement_respliced,
+        "target_declared": msg is not None and not errored,
+        "no_errors": result.status == "ok" and not result.errors,
+        "no_sorry": not result.has_sorry_warning and "sorryAx" not in (axioms or []),
+        # Lean reached the checker's own last command, and the screen found no #exit: nothing cut the file short.
+        "no_exit": msg is not None and "#exit" not in screened.rules,
+        "whole_command_checked": True,
+        "axioms": axioms,
+        "sandboxed": sandboxed,
+    }
+    if axioms is None:
+        update["axioms_allowed"] = False
+        update["disallowed_axioms"] = []
+    else:
+        bad = [a for a in axioms if not rule.axiom_allowed(a)]
+        update["axioms_allowed"] = not bad
+        update["disallowed_axioms"] = bad
+    if not rule.lean4checker:
+        update["lean4checker_ok"] = None
+    out = result.model_copy(update=update)
+    accepted = (
+        out.status == "ok"
+        and bool(out.screen_ok)
+        and bool(out.statement_respliced)
+        and bool(out.target_declared)
+        and bool(out.no_errors)
+        and bool(out.no_sorry)
+        and bool(out.no_exit)
+        and bool(out.whole_command_checked)
+        and bool(out.axioms_allowed)
+        and out.lean4checker_ok is not False
+    )
+    return out.model_copy(update={"accepted": accepted})
+
+
+async def verify_candidate(
+    verifier: Verifier,
+    target: TargetTheorem,
+    candidate_code: str,
+    rule: AcceptanceRule | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109
+    *,
+    id: str | None = None,
+) -> CheckResult:
+    """Screen, re-splice and check a model's answer; return Lean's messages with every verdict flag filled.
+
+    ``candidate_code`` may be a full snippet (with or without the statement, possibly Markdown-fenced) or a proof
+    body. A candidate the screen rejects is not sent to Lean (unless ``rule.check_screened``); its result has
+    ``status="screened"``.
+    """
+    rule = rule or AcceptanceRule()
+    sid = id or uuid.uuid4().hex[:12]
+    screened = screen(target, candidate_code, rule)
+    sandboxed = bool(getattr(verifier, "sandboxed", False))
+    if not screened.code or (not screened.ok and not rule.check_screened):
+        return CheckResult(
+            id=sid,
+            status="screened",
+            code=screened.code or None,
+            backend=str(getattr(verifier, "name", "")),
+            screen_ok=False,
+            violations=screened.reasons,
+            statement_respliced=screened.statement_respliced,
+            sandboxed=sandboxed,
+            accepted=False,
+        )
+    body = screened.code.rstrip() + "\n\n"
+    axioms_line = body.count("\n") + 1
+    code = body + f"#print axioms {target.name}\n"
+    results = await verifier.check([Snippet(id=sid, code=code)], timeout)
+    if len(results) != 1:
+        name = getattr(verifier, "name", verifier)
+        raise VerifierError(f"the verifier {name!r} returned {len(results)} results for one snippet")
+    result = results[0].model_copy(update={"code": code})
+    checked = apply_rule(
+        result, rule=rule, screened=screened, target=target, axioms_line=axioms_line, sandboxed=sandboxed
+    )
+    if rule.lean4checker and checked.accepted:
+        recheck = getattr(verifier, "lean4checker", None)
+        ok: bool | None = await recheck(code, timeout) if recheck is not None else None
+        checked = checked.model_copy(update={"lean4checker_ok": ok, "accepted": ok is not False})
+    return checked
