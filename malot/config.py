@@ -107,7 +107,13 @@ class LeanSettings(_Section):
 
 
 class RetrievalSettings(_Section):
-    """How prover agents pick their few-shot demonstrations."""
+    """How prover agents pick their few-shot demonstrations.
+
+    ``corpus``: demonstrations JSONL (default: the shipped MiniF2F-valid solutions); ``model``: encoder folder for
+    ``dense``/``hybrid`` (default: offline MiniLM) or a trained UDR model folder for ``udr``; ``index_dir``: a saved
+    retriever to load (or where to save the one built); ``target_split``: the split of the problems being solved, so
+    the leakage guard can refuse a corpus holding that split's solutions (``test``).
+    """
 
     retriever: Literal["none", "random", "bm25", "dense", "hybrid", "udr"] = "random"
     corpus: Path | None = None
@@ -115,6 +121,9 @@ class RetrievalSettings(_Section):
     model: str | None = None
     index_dir: Path | None = None
     seed: int = 0
+    target_split: str | None = None
+    rrf_k: int = Field(60, ge=1)
+    device: str = "cpu"
 
 
 class BudgetSettings(_Section):
