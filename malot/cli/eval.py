@@ -143,7 +143,7 @@ class _Progress:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
-def run_command(ctx: click.Context, dataset: str | None, **opts: Any) -> int:
+def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
     """Run an evaluation of DATASET, or continue one with --resume RUN."""
     from malot.eval.datasets import load_dataset
     from malot.eval.report import summarize, write_report
