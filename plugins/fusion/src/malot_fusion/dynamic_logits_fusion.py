@@ -1,0 +1,244 @@
+"""Dynamic Logits Fusion (Fan et al., "On Giant's Shoulders: Effortless Weak to Strong by Dynamic Logits Fusion").
+
+At every decoding step the large model's logits ``z_L`` are shifted by the weighted logit differences of small
+fine-tuned experts and their small base model::
+
+    z_fused = z_L + sum_t alpha_t * (z_{E_t} - z_B)
+
+The weights are not fixed: each step they are chosen so that the distribution shift the experts cause in the large
+model matches the shift fine-tuning caused in the small model, measured by KL divergence. For one expert this is the
+1-D problem ``KL(P_fused || P_L) = KL(P_E || P_B)`` with ``alpha`` in ``[lower, upper]``. Because ``P_fused`` is an
+exponential tilt of ``P_L``, ``d/dalpha KL(P_fused || P_L) = alpha * Var_{P_fused}(Delta) >= 0``: the left side is
+monotone in ``alpha >= 0``, so a bracketed Newton/bisection search finds the unique solution (or the bound).
+
+For several experts (one shared base, as in the paper's multi-task setting) the weights come from one joint bounded
+least-squares solve (``scipy.optimize.least_squares`` with box bounds). Two residual definitions are offered:
+
+* ``"marginal"`` (default): ``KL(P_fused || P_{fused without expert t}) - KL(P_{E_t} || P_B)`` for each ``t`` — each
+  expert's own contribution to the fused distribution shifts it as much as fine-tuning shifted that expert. This has
+  as many equations as unknowns and reduces to the single-expert equation for one expert.
+* ``"total"``: ``KL(P_fused || P_L) - KL(P_{E_t} || P_B)`` for each ``t`` — the paper's literal objective (the total
+  shift of the large model against each expert's shift, squared and summed); its minimiser is a level set, and the
+  solver returns the point reached from the per-expert 1-D solutions.
+
+Everything here is a plain typed torch function; :mod:`malot_fusion.fusion_processor` wraps it as a logits processor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+__all__ = [
+    "FusionRecorder",
+    "FusionStep",
+    "Objective",
+    "fuse_logits",
+    "kl_from_logits",
+    "logit_shift",
+    "solve_fusion_weights",
+    "solve_single_weight",
+]
+
+Objective = Literal["marginal", "total"]
+
+
+def kl_from_logits(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """``KL(softmax(p) || softmax(q))`` along the last dimension, in float64; tokens with ``p = 0`` contribute 0."""
+    log_p = torch.log_softmax(p_logits.double(), dim=-1)
+    log_q = torch.log_softmax(q_logits.double(), dim=-1)
+    p = log_p.exp()
+    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    return terms.sum(dim=-1).clamp_min(0.0)
+
+
+def logit_shift(expert_logits: torch.Tensor, base_logits: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """The expert's logit difference from its base, fitted to the large model's vocabulary size.
+
+    Padded vocabularies differ between model sizes; the shared prefix is shifted, extra large-model entries get 0.
+    Non-finite differences (a token masked in both small models) become 0 so they never create NaNs.
+    """
+    delta = expert_logits.double() - base_logits.double()
+    delta = torch.where(torch.isfinite(delta), delta, torch.zeros_like(delta))
+    width = delta.shape[-1]
+    if width > vocab_size:
+        return delta[..., :vocab_size]
+    if width < vocab_size:
+        return torch.nn.functional.pad(delta, (0, vocab_size - width))
+    return delta
+
+
+def solve_single_weight(
+    large_logits: torch.Tensor,
+    delta: torch.Tensor,
+    target_kl: torch.Tensor,
+    *,
+    lower: float = 0.0,
+    upper: float = 2.0,
+    rtol: float = 1e-4,
+    max_iter: int = 60,
+) -> torch.Tensor:
+    """Solve ``KL(P_{L + alpha*delta} || P_L) = target`` for ``alpha`` in ``[lower, upper]``, one row at a time.
+
+    ``large_logits`` and ``delta`` are ``(batch, vocab)``, ``target_kl`` is ``(batch,)``. The KL is increasing in
+    ``alpha >= 0``, so each row keeps a bracket and takes a Newton step (derivative ``alpha * Var(delta)``) when it
+    lands inside the bracket, else bisects. Rows whose target lies outside ``[KL(lower), KL(upper)]`` get the bound.
+    """
+    if not 0.0 <= lower < upper:
+        raise ValueError(f"need 0 <= lower < upper for a monotone search, got [{lower}, {upper}]")
+    z = large_logits.double()
+    d = delta.double()
+    target = target_kl.double()
+    batch = z.shape[0]
+    lo = torch.full((batch,), lower, dtype=torch.float64, device=z.device)
+    hi = torch.full((batch,), upper, dtype=torch.float64, device=z.device)
+    log_p0 = torch.log_softmax(z, dim=-1)
+
+    def kl_and_slope(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_p = torch.log_softmax(z + alpha[:, None] * d, dim=-1)
+        p = log_p.exp()
+        kl = torch.where(p > 0, p * (log_p - log_p0), torch.zeros_like(p)).sum(-1).clamp_min(0.0)
+        mean = (p * d).sum(-1)
+        var = (p * (d - mean[:, None]) ** 2).sum(-1)
+        return kl, alpha * var
+
+    kl_lo, _ = kl_and_slope(lo)
+    kl_hi, _ = kl_and_slope(hi)
+    at_lower = kl_lo >= target
+    at_upper = (kl_hi <= target) & ~at_lower
+    alpha = (lo + hi) / 2
+    for _ in range(max_iter):
+        kl, slope = kl_and_slope(alpha)
+        err = kl - target
+        done = (err.abs() <= rtol * target.clamp_min(1e-12)) | at_lower | at_upper
+        if bool(done.all()):
+            break
+        lo = torch.where(err < 0, alpha, lo)
+        hi = torch.where(err > 0, alpha, hi)
+        newton = alpha - err / slope.clamp_min(1e-30)
+        inside = (newton > lo) & (newton < hi) & (slope > 0)
+        alpha = torch.where(done, alpha, torch.where(inside, newton, (lo + hi) / 2))
+    alpha = torch.where(at_lower, torch.full_like(alpha, lower), alpha)
+    return torch.where(at_upper, torch.full_like(alpha, upper), alpha)
+
+
+def _joint_row(
+    z: torch.Tensor,
+    deltas: torch.Tensor,
+    targets: torch.Tensor,
+    start: torch.Tensor,
+    lower: float,
+    upper: float,
+    objective: Objective,
+) -> torch.Tensor:
+    """One row of the joint bounded least-squares solve (``deltas`` is ``(experts, vocab)``)."""
+    import numpy as np
+    from scipy.optimize import least_squares
+
+    log_p_large = torch.log_softmax(z, dim=-1)
+
+    def residuals(alpha_np: Any) -> Any:
+        alpha = torch.from_numpy(np.asarray(alpha_np, dtype=np.float64))
+        contributions = alpha[:, None] * deltas
+        fused = z + contributions.sum(0)
+        log_f = torch.log_softmax(fused, dim=-1)
+        f = log_f.exp()
+        if objective == "total":
+            kl_total = (f * (log_f - log_p_large)).sum()
+            res = kl_total - targets
+        else:
+            without = torch.log_softmax(fused[None, :] - contributions, dim=-1)
+            res = (f[None, :] * (log_f[None, :] - without)).sum(-1) - targets
+        return res.numpy()
+
+    x0 = start.clamp(lower, upper).numpy()
+    solution = least_squares(residuals, x0, bounds=(lower, upper), method="trf", xtol=1e-10, ftol=1e-12, gtol=1e-12)
+    x = np.clip(solution.x, lower, upper)
+    span = upper - lower
+    x[np.abs(x - lower) <= 1e-6 * span] = lower  # the interior-point solver stops just inside active bounds
+    x[np.abs(x - upper) <= 1e-6 * span] = upper
+    return torch.from_numpy(x)
+
+
+def solve_fusion_weights(
+    large_logits: torch.Tensor,
+    deltas: Sequence[torch.Tensor] | torch.Tensor,
+    target_kls: torch.Tensor,
+    *,
+    lower: float = 0.0,
+    upper: float = 2.0,
+    objective: Objective = "marginal",
+) -> torch.Tensor:
+    """Per-step fusion weights, ``(batch, experts)``, for ``deltas`` of shape ``(experts, batch, vocab)``.
+
+    ``target_kls`` is ``(experts, batch)``: each expert's ``KL(P_E || P_B)``. One expert uses the exact 1-D search;
+    several use one bounded least-squares solve per row started from the per-expert 1-D solutions.
+    """
+    stacked = torch.stack(list(deltas)) if not isinstance(deltas, torch.Tensor) else deltas
+    stacked = stacked.double()
+    z = large_logits.double()
+    n_experts = stacked.shape[0]
+    singles = torch.stack(
+        [solve_single_weight(z, stacked[t], target_kls[t], lower=lower, upper=upper) for t in range(n_experts)],
+        dim=-1,
+    )
+    if n_experts == 1:
+        return singles
+    rows = [
+        _joint_row(z[b], stacked[:, b], target_kls[:, b].double(), singles[b], lower, upper, objective)
+        for b in range(z.shape[0])
+    ]
+    return torch.stack(rows)
+
+
+def fuse_logits(large_logits: torch.Tensor, deltas: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``z_L + sum_t w_t * delta_t``; ``deltas`` is ``(experts, batch, vocab)``, ``weights`` ``(batch, experts)``."""
+    shift = torch.einsum("be,ebv->bv", weights.double(), deltas.double())
+    return (large_logits.double() + shift).to(large_logits.dtype)
+
+
+@dataclass
+class FusionStep:
+    """What one fused decoding step did, per batch row: the weights, each expert's target KL, the fused KL shift."""
+
+    step: int
+    weights: list[list[float]]
+    target_kl: list[list[float]]
+    fused_kl: list[float]
+
+
+@dataclass
+class FusionRecorder:
+    """Collects :class:`FusionStep` records; attach them to a run trace with ``ctx.note(**recorder.as_note())``.
+
+    ``callback`` (optional) is called with every step as it happens, e.g. to stream weights into a trace writer.
+    """
+
+    callback: Callable[[FusionStep], None] | None = None
+    steps: list[FusionStep] = field(default_factory=list)
+
+    def record(self, step: FusionStep) -> None:
+        """Store one step and forward it to the callback."""
+        self.steps.append(step)
+        if self.callback is not None:
+            self.callback(step)
+
+    def clear(self) -> None:
+        """Forget the recorded steps (e.g. between two generation calls)."""
+        self.steps.clear()
+
+    def weights_per_step(self, row: int = 0) -> list[list[float]]:
+        """The weights of one batch row at every recorded step, ``[step][expert]``."""
+        return [s.weights[row] for s in self.steps if row < len(s.weights)]
+
+    def as_note(self) -> dict[str, Any]:
+        """A JSON-ready summary for ``RunContext.note``: per-step weights, targets and fused KLs."""
+        return {
+            "fusion_steps": len(self.steps),
+            "fusion_weights": [s.weights for s in self.steps],
+            "fusion_target_kl": [s.target_kl for s in self.steps],
+            "fusion_fused_kl": [s.fused_kl for s in self.steps],
+        }

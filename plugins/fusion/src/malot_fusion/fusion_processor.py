@@ -1,0 +1,90 @@
+"""Dynamic Logits Fusion as a logits processor: ``processor(input_ids, scores) -> fused scores``.
+
+It has the calling convention of Hugging Face's ``LogitsProcessor`` (and of malot's transformers backend hook): the
+large model's next-token ``scores`` come in, the small experts and their base read the same ``input_ids`` with their
+own KV caches, and the fused scores go out. Put it first in the processor list, before temperature or top-p warpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from malot_fusion.dynamic_logits_fusion import (
+    FusionRecorder,
+    FusionStep,
+    Objective,
+    fuse_logits,
+    kl_from_logits,
+    logit_shift,
+    solve_fusion_weights,
+)
+from malot_fusion.incremental import IncrementalLM
+
+__all__ = ["FusionLogitsProcessor"]
+
+
+class FusionLogitsProcessor:
+    """Fuses a large model's logits with small experts' shifts from their shared small base, weights solved per step.
+
+    ``experts`` and ``base`` are Hugging Face causal LMs (or :class:`IncrementalLM` wrappers) that share the large
+    model's tokenizer. ``lower``/``upper`` bound every weight; ``objective`` picks the multi-expert residuals (see
+    :mod:`malot_fusion.dynamic_logits_fusion`). Each call records a :class:`FusionStep` in ``recorder``.
+    """
+
+    def __init__(
+        self,
+        experts: Sequence[Any],
+        base: Any,
+        *,
+        lower: float = 0.0,
+        upper: float = 2.0,
+        objective: Objective = "marginal",
+        pad_token_id: int | None = None,
+        recorder: FusionRecorder | None = None,
+    ) -> None:
+        if not experts:
+            raise ValueError("Dynamic Logits Fusion needs at least one expert model")
+        self.experts = [
+            e if isinstance(e, IncrementalLM) else IncrementalLM(e, pad_token_id=pad_token_id) for e in experts
+        ]
+        self.base = base if isinstance(base, IncrementalLM) else IncrementalLM(base, pad_token_id=pad_token_id)
+        self.lower = lower
+        self.upper = upper
+        self.objective: Objective = objective
+        self.recorder = recorder if recorder is not None else FusionRecorder()
+        self._step = 0
+        self._last_len = -1
+
+    @property
+    def side_forward_passes(self) -> int:
+        """Forward passes run by the small models so far (experts plus base)."""
+        return self.base.forward_passes + sum(e.forward_passes for e in self.experts)
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Return the fused scores for the next token of every row of ``input_ids``."""
+        if input_ids.shape[1] <= self._last_len:
+            self._step = 0  # a new generation call
+        self._last_len = input_ids.shape[1]
+        base_logits = self.base.next_logits(input_ids)
+        expert_logits = [e.next_logits(input_ids) for e in self.experts]
+        vocab = scores.shape[-1]
+        deltas = torch.stack([logit_shift(e, base_logits, vocab) for e in expert_logits])
+        targets = torch.stack([kl_from_logits(e, base_logits) for e in expert_logits])
+        weights = solve_fusion_weights(
+            scores, deltas, targets, lower=self.lower, upper=self.upper, objective=self.objective
+        )
+        fused = fuse_logits(scores, deltas, weights)
+        fused_kl = kl_from_logits(fused, scores)
+        self.recorder.record(
+            FusionStep(
+                step=self._step,
+                weights=weights.tolist(),
+                target_kl=targets.T.tolist(),
+                fused_kl=fused_kl.tolist(),
+            )
+        )
+        self._step += 1
+        return fused
