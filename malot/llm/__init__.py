@@ -120,7 +120,7 @@ def load_llm(spec: str | LLMSettings, *, backend: str | None = None, **options: 
         path = Path(parsed.model or "")
         return ScriptedLLM.from_file(path, **options)
     if parsed.backend == "openai":
-        from malot.llm.openai_backend import OpenAICompatibleLLM  # type: ignore[import-not-found]
+        from malot.llm.openai_backend import OpenAICompatibleLLM
 
         assert parsed.base_url is not None
         server: LLM = OpenAICompatibleLLM.from_settings(parsed.base_url, parsed.model, settings, **options)
