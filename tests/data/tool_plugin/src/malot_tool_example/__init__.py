@@ -1,0 +1,1 @@
+"""A tiny malot tool plugin for tests."""
