@@ -75,7 +75,8 @@ class LLMSettings(_Section):
     an OpenAI-compatible server, or ``script:FILE`` for the scripted model.
     """
 
-    model: str = "AI-MO/Kimina-Prover-Distill-8B"
+    #: The default preset's model (malot.provers.presets.DEFAULT_PRESET, MA-LoT's released LoT-Solver).
+    model: str = "RickyDeSkywalker/LoT-Solver"
     backend: Literal["auto", "vllm", "hf", "openai", "script"] = "auto"
     api_key_env: str = "OPENAI_API_KEY"
     request_timeout_s: float = Field(600.0, gt=0)

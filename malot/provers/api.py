@@ -1,0 +1,453 @@
+"""The Python API: :class:`Prover` (an async context manager owning the LLM, the verifier and the executor) and
+:func:`prove` (one call, one problem), both answering with a :class:`ProofResult`.
+
+::
+
+    async with Prover(settings) as prover:
+        result = await prover.prove("theorem foo : 1 + 1 = 2 := by")
+        print(result.proved, result.proof)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from malot.agents import Budget, Executor, JsonlTraceWriter
+from malot.config import Settings, load_settings
+from malot.errors import ConfigError
+from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
+from malot.provers.demos import Demo, pick_demonstrations
+from malot.provers.presets import Preset, get_preset, preset_for_model
+from malot.provers.problem import Problem, load_problem
+from malot.provers.strategies import Strategy, make_strategy
+from malot.provers.templates import ModelTemplate, load_template
+
+__all__ = ["AttemptSummary", "ProofResult", "Prover", "ResolvedSetup", "prove", "resolve_setup"]
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+class AttemptSummary(BaseModel):
+    """One attempt (one initial sample and its correction chain): how it ended and each verifier verdict."""
+
+    index: int
+    status: str
+    rounds: int = 0
+    verdicts: list[str] = Field(default_factory=list)
+    last_error: str | None = None
+    reason: str | None = None
+    wall_s: float = 0.0
+    llm_s: float = 0.0
+    lean_s: float = 0.0
+    overhead_ms: float = 0.0
+
+
+class ProofResult(BaseModel):
+    """The outcome of proving one problem.
+
+    ``proof`` is the accepted Lean file (header, original statement, proof) when ``proved``. ``summary`` holds the
+    trace figures, including ``mean_framework_overhead_ms_per_attempt``: attempt wall time minus the time spent
+    waiting for the LLM and for Lean.
+    """
+
+    problem: str
+    statement: str
+    proved: bool
+    proof: str | None = None
+    proof_round: int | None = None
+    strategy: str
+    model: str
+    template: str
+    samples: int
+    rounds: int
+    attempts: list[AttemptSummary] = Field(default_factory=list)
+    lean_checks: int = 0
+    wall_s: float = 0.0
+    usage: dict[str, Any] = Field(default_factory=dict)
+    stopped: str | None = None
+    trace_path: str | None = None
+    summary: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when proved, 1 otherwise (the CLI's convention)."""
+        return 0 if self.proved else 1
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedSetup:
+    """What a run uses after settings, preset and explicit arguments are combined."""
+
+    model: str
+    strategy: str
+    template: ModelTemplate
+    sampling: Sampling
+    samples: int
+    rounds: int
+    preset: Preset | None
+
+
+def resolve_setup(
+    settings: Settings,
+    *,
+    strategy: str | None = None,
+    template: str | None = None,
+    samples: int | None = None,
+    rounds: int | None = None,
+) -> ResolvedSetup:
+    """Combine explicit arguments > settings explicitly set > the model's preset > built-in defaults."""
+    prover = settings.prover
+    explicit = prover.model_fields_set
+    preset: Preset | None = get_preset(prover.preset) if prover.preset else preset_for_model(settings.llm.model)
+    model = settings.llm.model
+    if prover.preset and preset is not None and "model" not in settings.llm.model_fields_set:
+        model = preset.model
+    chosen_strategy = strategy or (prover.strategy if "strategy" in explicit or preset is None else preset.strategy)
+    if template is None:
+        template = prover.template or (preset.template if preset is not None else None)
+    if template is None:
+        template = "lot-solver" if chosen_strategy == "ma-lot" else "deepseek-prover-v1.5"
+
+    def pick(name: str) -> Any:
+        if name in explicit or preset is None:
+            return getattr(prover, name)
+        return getattr(preset, name)
+
+    sampling = Sampling(
+        temperature=float(pick("temperature")),
+        top_p=float(pick("top_p")),
+        max_tokens=int(pick("max_tokens")),
+        thought_share=prover.thought_share,
+        seed=prover.seed,
+    )
+    return ResolvedSetup(
+        model=model,
+        strategy=chosen_strategy,
+        template=load_template(template),
+        sampling=sampling,
+        samples=samples if samples is not None else prover.samples,
+        rounds=rounds if rounds is not None else prover.rounds,
+        preset=preset,
+    )
+
+
+class _Sink:
+    """Trace sink fanning events out to a JSONL file, a progress callback and per-group buffers."""
+
+    def __init__(self, path: Path | None, callback: EventCallback | None) -> None:
+        self.writer = JsonlTraceWriter(path) if path is not None else None
+        self.callback = callback
+        self.groups: dict[str, list[dict[str, Any]]] = {}
+
+    def emit(self, event: dict[str, Any]) -> None:
+        if self.writer is not None:
+            self.writer.emit(event)
+        buffer = self.groups.get(str(event.get("group_id")))
+        if buffer is not None:
+            buffer.append(event)
+        if self.callback is not None:
+            self.callback(event)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+class Prover:
+    """An embeddable prover: owns (or borrows) an LLM and a Lean verifier, and runs strategies on one executor.
+
+    ``settings`` default to :func:`malot.config.load_settings` (``malot.toml``, ``MALOT_*`` variables). Pass ``llm``
+    or ``verifier`` objects to use your own (they are then not closed by the prover); otherwise they are built from
+    the settings when the prover is entered. ``trace`` is a JSONL file receiving every step of every proof;
+    ``on_event`` is called with each trace event (for live progress). ``demos`` overrides demonstration retrieval.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        llm: Any = None,
+        verifier: Any = None,
+        retriever: Any = None,
+        demos: Sequence[Mapping[str, str]] | None = None,
+        strategy: str | None = None,
+        template: str | None = None,
+        trace: str | Path | None = None,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        self.settings = settings or load_settings()
+        self._llm = llm
+        self._verifier = verifier
+        self._own_llm = llm is None
+        self._own_verifier = verifier is None
+        self._retriever = retriever
+        self._retriever_loaded = retriever is not None
+        self._demos = [dict(d) for d in demos] if demos is not None else None
+        self._strategy = strategy
+        self._template = template
+        self.trace_path = Path(trace) if trace is not None else None
+        self._sink = _Sink(self.trace_path, on_event)
+        self._executor: Executor | None = None
+        self._rule: Any = None
+
+    @property
+    def llm(self) -> Any:
+        """The LLM in use (after entering)."""
+        return self._llm
+
+    @property
+    def verifier(self) -> Any:
+        """The verifier in use (after entering)."""
+        return self._verifier
+
+    async def __aenter__(self) -> Prover:
+        try:
+            if self._llm is None:
+                from malot.llm import load_llm
+
+                model = resolve_setup(self.settings, strategy=self._strategy, template=self._template).model
+                llm_settings = self.settings.llm.model_copy(update={"model": model})
+                self._llm = load_llm(llm_settings)
+                await self._llm.__aenter__()
+            if self._verifier is None:
+                from malot.lean import load_verifier
+
+                self._verifier = load_verifier(self.settings.lean)
+                await self._verifier.__aenter__()
+            from malot.lean.acceptance import AcceptanceRule
+
+            self._rule = AcceptanceRule.from_settings(self.settings.lean)
+            ex = self.settings.executor
+            lean_slots = ex.lean_slots or self.settings.lean.pool_size or max(1, (os.cpu_count() or 2) - 1)
+            self._executor = Executor(
+                limits={"llm": ex.llm_slots, "lean": lean_slots},
+                trace=self._sink,
+                attempt_timeout=ex.attempt_timeout_s,
+            )
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close what the prover owns (the LLM and verifier it built) and flush the trace."""
+        if self._executor is not None:
+            self._executor.close()
+            self._executor = None
+        else:
+            self._sink.close()
+        if self._own_verifier and self._verifier is not None:
+            verifier, self._verifier = self._verifier, None
+            await verifier.aclose()
+        if self._own_llm and self._llm is not None:
+            llm, self._llm = self._llm, None
+            await llm.aclose()
+
+    def _demonstrations(self, problem: Problem, template: ModelTemplate) -> list[Demo]:
+        if self._demos is not None:
+            return [dict(d) for d in self._demos if d.get("name") != problem.name]
+        k = self.settings.retrieval.k
+        if not template.uses_demonstrations or k <= 0 or self.settings.retrieval.retriever == "none":
+            return []
+        if not self._retriever_loaded:
+            self._retriever_loaded = True
+            try:
+                from malot.retrieval import load_retriever
+            except ImportError:
+                self._retriever = None
+            else:
+                self._retriever = load_retriever(self.settings.retrieval)
+        corpus = self.settings.retrieval.corpus
+        return pick_demonstrations(
+            problem, k, retriever=self._retriever, corpus=corpus, seed=self.settings.retrieval.seed
+        )
+
+    async def prove(
+        self,
+        problem: Problem | str,
+        *,
+        strategy: str | Strategy | None = None,
+        samples: int | None = None,
+        rounds: int | None = None,
+        budget: Budget | None = None,
+        group_id: str | None = None,
+    ) -> ProofResult:
+        """Prove one problem (a :class:`Problem`, ``minif2f:NAME`` or a statement string)."""
+        if self._executor is None:
+            raise ConfigError("the prover is not open", hint="use 'async with Prover(...) as prover:'")
+        if isinstance(problem, str):
+            problem = load_problem(problem)
+        name = strategy.name if isinstance(strategy, Strategy) else (strategy or self._strategy)
+        setup = resolve_setup(self.settings, strategy=name, template=self._template, samples=samples, rounds=rounds)
+        strat = strategy if isinstance(strategy, Strategy) else make_strategy(setup.strategy, rounds=setup.rounds)
+        strat.check_template(setup.template)
+        if samples is not None and samples < 1:
+            raise ConfigError(f"samples must be at least 1, got {samples}")
+        lean_settings = self.settings.lean
+        deps = ProverDeps(
+            llm=self._llm,
+            verifier=self._verifier,
+            problem=problem,
+            template=setup.template,
+            sampling=setup.sampling,
+            demos=self._demonstrations(problem, setup.template),
+            rounds=strat.rounds,
+            rule=self._rule,
+            lean_timeout=lean_settings.timeout_s,
+        )
+        b = self.settings.budget
+        group_budget = budget or Budget(
+            samples=b.samples, tokens=b.tokens, lean_cpu_seconds=b.lean_cpu_seconds, wall_seconds=b.wall_seconds
+        )
+        gid = group_id or f"{problem.name}-{uuid.uuid4().hex[:6]}"
+        events: list[dict[str, Any]] = []
+        self._sink.groups[gid] = events
+        self._sink.emit(
+            {
+                "type": "note",
+                "group_id": gid,
+                "time": time.time(),
+                "data": {
+                    "problem": problem.name,
+                    "statement": problem.statement,
+                    "model": setup.model,
+                    "template": setup.template.name,
+                    **strat.describe(),
+                    "samples": setup.samples,
+                    "demonstrations": [d.get("name", "") for d in deps.demos],
+                },
+            }
+        )
+        try:
+            group = await self._executor.run_group(
+                strat.workflow(), strat.inputs(problem, setup.samples), deps, group_id=gid, budget=group_budget
+            )
+        finally:
+            self._sink.groups.pop(gid, None)
+        return _result(problem, setup, strat, group, events, self.trace_path, deps)
+
+
+def _result(
+    problem: Problem,
+    setup: ResolvedSetup,
+    strategy: Strategy,
+    group: Any,
+    events: list[dict[str, Any]],
+    trace_path: Path | None,
+    deps: ProverDeps,
+) -> ProofResult:
+    timing: dict[str, dict[str, float]] = {}
+    lean_checks = 0
+    for event in events:
+        if event.get("type") != "step":
+            continue
+        slot = timing.setdefault(event["attempt_id"], {"llm_s": 0.0, "lean_s": 0.0})
+        for note in event.get("notes", []):
+            slot["llm_s"] += float(note.get("llm_s", 0.0))
+            slot["lean_s"] += float(note.get("lean_s", 0.0))
+            lean_checks += 1 if note.get("lean_called") else 0
+    attempts: list[AttemptSummary] = []
+    proof: str | None = None
+    proof_round: int | None = None
+    for attempt in group.attempts:
+        verdicts = [m.outcome for m in attempt.history if isinstance(m, ProofFeedback)]
+        candidates = [m for m in attempt.history if isinstance(m, ProofCandidate)]
+        failures = [m for m in attempt.history if isinstance(m, ProofFeedback) and m.outcome == "failed"]
+        t = timing.get(attempt.attempt_id, {"llm_s": 0.0, "lean_s": 0.0})
+        overhead = max(0.0, attempt.wall_s - t["llm_s"] - t["lean_s"])
+        attempts.append(
+            AttemptSummary(
+                index=attempt.index,
+                status=attempt.status,
+                rounds=max((c.round for c in candidates), default=0),
+                verdicts=verdicts,
+                last_error=failures[-1].errors[0] if failures and failures[-1].errors else None,
+                reason=attempt.reason or attempt.error,
+                wall_s=attempt.wall_s,
+                llm_s=t["llm_s"],
+                lean_s=t["lean_s"],
+                overhead_ms=1000 * overhead,
+            )
+        )
+    if group.success is not None and isinstance(group.success.final, ProofFeedback):
+        final = group.success.final
+        proof = final.checked_code or final.candidate.code
+        proof_round = final.candidate.round
+    overheads = [a.overhead_ms for a in attempts]
+    summary = {
+        "attempts": len(attempts),
+        "statuses": {s: sum(1 for a in attempts if a.status == s) for s in sorted({a.status for a in attempts})},
+        "candidates": sum(len(a.verdicts) for a in attempts),
+        "lean_checks": lean_checks,
+        "cache_hits": deps.cache.hits,
+        "llm_s": sum(a.llm_s for a in attempts),
+        "lean_s": sum(a.lean_s for a in attempts),
+        "mean_framework_overhead_ms_per_attempt": sum(overheads) / len(overheads) if overheads else 0.0,
+        "max_framework_overhead_ms_per_attempt": max(overheads, default=0.0),
+    }
+    return ProofResult(
+        problem=problem.name,
+        statement=problem.statement,
+        proved=group.solved,
+        proof=proof,
+        proof_round=proof_round,
+        strategy=strategy.name,
+        model=setup.model,
+        template=setup.template.name,
+        samples=setup.samples,
+        rounds=strategy.rounds,
+        attempts=attempts,
+        lean_checks=lean_checks,
+        wall_s=group.wall_s,
+        usage=group.usage.model_dump(),
+        stopped=group.stopped,
+        trace_path=str(trace_path) if trace_path is not None else None,
+        summary=summary,
+    )
+
+
+async def prove(
+    statement: str | Problem,
+    *,
+    settings: Settings | None = None,
+    model: str | None = None,
+    lean: str | Path | None = None,
+    strategy: str | None = None,
+    samples: int | None = None,
+    rounds: int | None = None,
+    llm: Any = None,
+    verifier: Any = None,
+    demos: Sequence[Mapping[str, str]] | None = None,
+    trace: str | Path | None = None,
+) -> ProofResult:
+    """Prove one statement (a Lean statement string, ``minif2f:NAME`` or a :class:`Problem`) and return the result.
+
+    ``model`` and ``lean`` override ``llm.model`` and ``lean.lean_path``; ``llm`` and ``verifier`` objects are used
+    as given (and not closed). Everything else comes from ``settings`` (default: :func:`load_settings`).
+    """
+    overrides: dict[str, Any] = {"llm.model": model, "lean.lean_path": str(lean) if lean is not None else None}
+    if settings is None:
+        settings = load_settings(overrides=overrides)
+    elif model is not None or lean is not None:
+        data = settings.model_dump(exclude_unset=True)
+        if model is not None:
+            data.setdefault("llm", {})["model"] = model
+        if lean is not None:
+            data.setdefault("lean", {})["lean_path"] = str(lean)
+        settings = Settings.model_validate(data)
+    async with Prover(settings, llm=llm, verifier=verifier, demos=demos, strategy=strategy, trace=trace) as prover:
+        return await prover.prove(statement, samples=samples, rounds=rounds)
