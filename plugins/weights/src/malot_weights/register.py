@@ -6,6 +6,7 @@ plain list of imports, one line per tool module.
 
 # ruff: noqa: F401
 import malot_weights.clp
+import malot_weights.d2nwg
 import malot_weights.kind
 import malot_weights.sparse_ft
 import malot_weights.tleg
