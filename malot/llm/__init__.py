@@ -133,7 +133,7 @@ def load_llm(spec: str | LLMSettings, *, backend: str | None = None, **options: 
         local: LLM = TransformersLLM.from_settings(parsed.model, settings, **options)
         return local
     _require("vllm", extra="vllm")
-    from malot.llm.vllm_backend import VllmLLM  # type: ignore[import-not-found]
+    from malot.llm.vllm_backend import VllmLLM
 
     assert parsed.model is not None
     engine: LLM = VllmLLM.from_settings(parsed.model, settings, **options)
