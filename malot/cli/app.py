@@ -22,6 +22,7 @@ __all__ = ["SUBCOMMANDS", "cli", "main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "config": ("malot.cli.config", "Show, check or write the configuration."),
     "doctor": ("malot.cli.doctor", "Report what is installed and usable on this machine."),
+    "prove": ("malot.cli.prove", "Prove a Lean 4 theorem with MA-LoT or the whole-proof baseline."),
     "eval": ("malot.cli.eval", "Evaluate a prover on MiniF2F or another benchmark; resume, report, compare runs."),
     "retrieval": ("malot.cli.retrieval", "Demonstration retrieval: train UDR, build indexes, query them."),
     "tools": ("malot.cli.tools", "List, show and run tools from plugins (model merging, ...)."),
