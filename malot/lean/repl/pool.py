@@ -1,0 +1,415 @@
+"""A pool of REPL processes with header reuse, limits and recovery; implements the ``Verifier`` protocol.
+
+- Header reuse: each snippet is split into header and body; a REPL that elaborated a header keeps its env id and
+  serves later bodies on it. Idle REPLs that already hold a snippet's header are preferred; the pool keeps an LRU
+  of at most ``max_headers`` headers; ``prewarm`` headers are elaborated when a REPL starts; with ``pickle_dir``,
+  a header's environment is pickled once and unpickled by other REPLs instead of re-elaborated.
+- Limits: a wall timeout per check, an address-space cap per process (RLIMIT_AS), ``max_commands`` per process
+  before it is recycled, and a bounded wait queue (``queue_size``) that rejects with :class:`PoolQueueFullError`.
+- Recovery: a REPL that crashes, hangs (timeout), prints garbage or whose check is cancelled is killed and replaced
+  in the background, with exponential backoff while replacements keep failing. The snippet gets a result with
+  status ``crash``/``timeout``/``error``; the pool returns to full size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from malot.errors import BackendUnavailableError, LeanError, VerifierError
+from malot.lean.base import CheckResult, LeanMessage, Position, Snippet, SorryInfo
+from malot.lean.messages import message_from_json
+from malot.lean.repl.header import split_header
+from malot.lean.repl.process import ReplCrashedError, ReplProcess, ReplProtocolError, ReplTimeoutError
+from malot.lean.repl.protocol import (
+    CommandResponse,
+    PickleEnvironment,
+    ReplError,
+    ReplMessage,
+    ReplSorry,
+    UnpickleEnvironment,
+)
+from malot.lean.sandbox import SandboxKind, resolve_sandbox
+
+if TYPE_CHECKING:
+    from malot.config import LeanSettings
+
+__all__ = ["PoolQueueFullError", "ReplPool", "default_pool_size"]
+
+log = logging.getLogger(__name__)
+
+
+class PoolQueueFullError(VerifierError):
+    """More checks are waiting than the pool's queue allows."""
+
+
+def default_pool_size() -> int:
+    """Cores - 1, at least 1."""
+    return max(1, (os.cpu_count() or 2) - 1)
+
+
+@dataclass(eq=False)
+class _Worker:
+    slot: int
+    process: ReplProcess
+    headers: dict[str, int] = field(default_factory=dict)
+
+
+def _shift(pos: Position | None, offset: int) -> Position | None:
+    return None if pos is None else Position(line=pos.line + offset, column=pos.column)
+
+
+def _message(m: ReplMessage, offset: int) -> LeanMessage:
+    msg = message_from_json(m.wire())
+    return msg.model_copy(update={"pos": _shift(msg.pos, offset), "end_pos": _shift(msg.end_pos, offset)})
+
+
+def _sorry(s: ReplSorry, offset: int) -> SorryInfo:
+    info = SorryInfo.model_validate(s.wire())
+    return info.model_copy(update={"pos": _shift(info.pos, offset), "end_pos": _shift(info.end_pos, offset)})
+
+
+class ReplPool:
+    """REPL processes serving :meth:`check`; use as ``async with ReplPool(argv, size=3) as pool``."""
+
+    name = "repl"
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        size: int | None = None,
+        cwd: str | Path | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 300.0,
+        start_timeout: float = 600.0,
+        memory_limit_mb: int | None = None,
+        max_commands: int = 200,
+        queue_size: int = 10_000,
+        prewarm: Sequence[str] = (),
+        pickle_dir: str | Path | None = None,
+        sandbox: str = "off",
+        max_headers: int = 8,
+        backoff: tuple[float, float] = (0.05, 5.0),
+    ) -> None:
+        self.argv = list(argv)
+        self.size = size or default_pool_size()
+        self.cwd = cwd
+        self.env = env
+        self.timeout = timeout
+        self.start_timeout = start_timeout
+        self.memory_limit_mb = memory_limit_mb
+        self.max_commands = max_commands
+        self.queue_size = queue_size
+        self.prewarm = list(prewarm)
+        self.pickle_dir = Path(pickle_dir) if pickle_dir is not None else None
+        self.sandbox_kind: SandboxKind = resolve_sandbox(sandbox)
+        self.sandboxed = self.sandbox_kind == "bwrap"
+        self.max_headers = max_headers
+        self.backoff = backoff
+        self._idle: list[_Worker] = []
+        self._cond = asyncio.Condition()
+        self._pending = 0
+        self._workers: dict[int, _Worker] = {}
+        self._replacing: set[asyncio.Task[None]] = set()
+        self._headers: OrderedDict[str, None] = OrderedDict()
+        self._closed = False
+        self.restarts = 0
+        self.recycled = 0
+
+    @classmethod
+    def from_settings(cls, settings: LeanSettings, *, size: int | None = None) -> ReplPool:
+        """A pool running the REPL of ``settings.project`` (``lake env <repl>`` inside the project)."""
+        import shutil
+
+        from malot.lean.select import repl_binary
+
+        if settings.project is None:
+            raise BackendUnavailableError("the REPL pool needs a Lake project", hint="set --project / MALOT_PROJECT")
+        project = settings.project.expanduser().resolve()
+        binary = repl_binary(project)
+        lake = shutil.which("lake")
+        if binary is None or lake is None:
+            raise BackendUnavailableError(
+                f"the REPL in {project} is not built or lake is missing", hint=f"cd {project} && lake build repl"
+            )
+        return cls(
+            [lake, "env", str(binary)],
+            size=size or settings.pool_size,
+            cwd=project,
+            timeout=settings.timeout_s,
+            memory_limit_mb=settings.memory_limit_mb,
+            max_commands=settings.max_commands_per_process,
+            queue_size=settings.queue_size,
+            prewarm=settings.prewarm,
+            pickle_dir=settings.pickle_dir,
+            sandbox=settings.sandbox,
+        )
+
+    def describe(self) -> str:
+        """One line: what runs, how many, which limits."""
+        return (
+            f"REPL pool: {' '.join(self.argv)} x{self.size}, timeout {self.timeout:g}s, "
+            f"memory {self.memory_limit_mb or 'unlimited'} MB, recycle after {self.max_commands} commands, "
+            f"sandbox={self.sandbox_kind}"
+        )
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ReplPool:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start every REPL (and prewarm it); raises if the first ones cannot start at all."""
+        results = await asyncio.gather(*(self._spawn(i) for i in range(self.size)), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        for r in results:
+            if isinstance(r, _Worker):
+                self._workers[r.slot] = r
+                self._idle.append(r)
+        if failures and not self._idle:
+            await self.aclose()
+            raise BackendUnavailableError(
+                f"no REPL process could start: {failures[0]}", hint="check the REPL command ('malot doctor')"
+            )
+        for i in range(self.size):
+            if i not in self._workers:
+                self._schedule_replacement(i)
+
+    async def aclose(self) -> None:
+        """Kill every REPL and stop pending replacements."""
+        self._closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        for task in list(self._replacing):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await asyncio.gather(*(w.process.kill() for w in self._workers.values()), return_exceptions=True)
+        self._idle.clear()
+        self._workers.clear()
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Wait until every slot has a running REPL again (after crashes and recycling)."""
+        deadline = time.monotonic() + timeout
+        while self._replacing and time.monotonic() < deadline:
+            await asyncio.wait(set(self._replacing), timeout=max(0.0, deadline - time.monotonic()))
+
+    @property
+    def alive_count(self) -> int:
+        """How many slots have a running REPL now."""
+        return sum(1 for w in self._workers.values() if w.process.alive)
+
+    def pids(self) -> list[int]:
+        """Process ids of the running REPLs (for tests and ``malot doctor``)."""
+        return [w.process.pid for w in self._workers.values() if w.process.pid is not None]
+
+    async def _spawn(self, slot: int) -> _Worker:
+        writable = [self.pickle_dir] if self.pickle_dir is not None else []
+        process = ReplProcess(
+            self.argv,
+            cwd=self.cwd,
+            env=self.env,
+            memory_limit_mb=self.memory_limit_mb,
+            sandbox=self.sandbox_kind,
+            writable=writable,
+            start_timeout=self.start_timeout,
+        )
+        await process.start()
+        worker = _Worker(slot, process)
+        try:
+            for header in self.prewarm:
+                await self._header_env(worker, header, self.start_timeout)
+        except BaseException:
+            await process.kill()
+            raise
+        return worker
+
+    def _schedule_replacement(self, slot: int) -> None:
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._replace(slot))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, slot: int) -> None:
+        delay = 0.0
+        while not self._closed:
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                worker = await self._spawn(slot)
+            except (OSError, LeanError) as exc:
+                delay = min(self.backoff[1], max(self.backoff[0], delay * 2))
+                log.warning("REPL slot %d failed to start (%s); retrying in %.2fs", slot, exc, delay)
+                continue
+            if self._closed:
+                await worker.process.kill()
+                return
+            self._workers[slot] = worker
+            self.restarts += 1
+            async with self._cond:
+                self._idle.append(worker)
+                self._cond.notify()
+            return
+
+    # --- scheduling -------------------------------------------------------------------------------------------
+
+    async def _acquire(self, header: str) -> _Worker:
+        async with self._cond:
+            while not self._idle:
+                await self._cond.wait()
+            best = next((w for w in self._idle if header in w.headers), None)
+            if best is None:
+                best = min(self._idle, key=lambda w: len(w.headers))
+            self._idle.remove(best)
+            return best
+
+    async def _release(self, worker: _Worker, healthy: bool) -> None:
+        if self._closed:
+            await worker.process.kill()
+            return
+        if healthy and worker.process.alive and worker.process.commands_sent < self.max_commands:
+            async with self._cond:
+                self._idle.append(worker)
+                self._cond.notify()
+            return
+        if healthy:
+            self.recycled += 1
+        await worker.process.kill()
+        self._schedule_replacement(worker.slot)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[ReplProcess]:
+        """Borrow one REPL for interactive use (commands, tactics, proof states); it is recycled afterwards."""
+        worker = await self._acquire("")
+        try:
+            yield worker.process
+        finally:
+            worker.headers.clear()
+            await self._release(worker, healthy=False)
+
+    # --- checking ---------------------------------------------------------------------------------------------
+
+    async def check(self, snippets: Sequence[Snippet], timeout: float | None = None) -> list[CheckResult]:  # noqa: ASYNC109
+        """Check every snippet on the pool; results in input order. Raises if the wait queue would overflow."""
+        if self._closed:
+            raise VerifierError("the REPL pool is closed", hint="use it inside 'async with'")
+        waiting = self._pending + len(snippets) - self.size
+        if waiting > self.queue_size:
+            raise PoolQueueFullError(
+                f"the REPL pool's wait queue is full ({self._pending} checks pending, {len(snippets)} more asked, "
+                f"queue size {self.queue_size})",
+                hint="send smaller batches, or raise [lean] queue_size / pool_size",
+            )
+        self._pending += len(snippets)
+        try:
+            return list(await asyncio.gather(*(self._check_one(s, timeout or self.timeout) for s in snippets)))
+        finally:
+            self._pending -= len(snippets)
+
+    def _remember_header(self, header: str) -> None:
+        self._headers[header] = None
+        self._headers.move_to_end(header)
+        while len(self._headers) > self.max_headers:
+            old, _ = self._headers.popitem(last=False)
+            for w in self._workers.values():
+                w.headers.pop(old, None)
+
+    async def _header_env(self, worker: _Worker, header: str, timeout: float) -> int | CommandResponse:  # noqa: ASYNC109
+        """The env id of ``header`` on ``worker`` (elaborating, or unpickling, it if needed).
+
+        Returns the REPL's response instead when the header itself has errors.
+        """
+        if header in worker.headers:
+            if header in self._headers:
+                self._headers.move_to_end(header)
+            return worker.headers[header]
+        pickled = self._pickle_path(header)
+        if pickled is not None and pickled.is_file():
+            reply = await worker.process.send(UnpickleEnvironment(unpickle_env_from=str(pickled)), timeout)
+            if isinstance(reply, CommandResponse) and reply.env is not None:
+                worker.headers[header] = reply.env
+                self._remember_header(header)
+                return reply.env
+        response = await worker.process.command(header, timeout=timeout)
+        if response.env is None or any(m.severity == "error" for m in response.messages):
+            return response
+        worker.headers[header] = response.env
+        self._remember_header(header)
+        if pickled is not None and not pickled.is_file():
+            pickled.parent.mkdir(parents=True, exist_ok=True)
+            reply = await worker.process.send(PickleEnvironment(pickle_to=str(pickled), env=response.env), timeout)
+            if isinstance(reply, ReplError):
+                log.warning("pickling a header failed: %s", reply.message)
+        return response.env
+
+    def _pickle_path(self, header: str) -> Path | None:
+        if self.pickle_dir is None:
+            return None
+        return self.pickle_dir / (hashlib.sha256(header.encode()).hexdigest()[:20] + ".olean")
+
+    async def _check_one(self, snippet: Snippet, timeout: float) -> CheckResult:  # noqa: ASYNC109
+        header, body, offset = split_header(snippet.code)
+        worker = await self._acquire(header)
+        healthy = False
+        started = time.perf_counter()
+        try:
+            try:
+                result = await self._run(worker, snippet.id, header, body, offset, timeout)
+                healthy = True
+            except ReplTimeoutError as exc:
+                result = CheckResult(id=snippet.id, status="timeout", error=str(exc))
+            except ReplCrashedError as exc:
+                result = CheckResult(id=snippet.id, status="crash", error=str(exc))
+            except ReplProtocolError as exc:
+                result = CheckResult(id=snippet.id, status="error", error=str(exc))
+            except LeanError as exc:  # the REPL refused a command (e.g. unknown environment): state is suspect
+                result = CheckResult(id=snippet.id, status="error", error=str(exc))
+        finally:
+            await self._release(worker, healthy)
+        return result.model_copy(update={"time_s": time.perf_counter() - started, "backend": self.name})
+
+    async def _run(
+        self,
+        worker: _Worker,
+        sid: str,
+        header: str,
+        body: str,
+        offset: int,
+        timeout: float,  # noqa: ASYNC109
+    ) -> CheckResult:
+        deadline = time.monotonic() + timeout
+        env: int | None = None
+        if header:
+            got = await self._header_env(worker, header, timeout)
+            if isinstance(got, CommandResponse):
+                return self._to_result(sid, got, 0)
+            env = got
+        remaining = max(0.001, deadline - time.monotonic())
+        response = await worker.process.command(body, env=env, timeout=remaining)
+        return self._to_result(sid, response, offset)
+
+    @staticmethod
+    def _to_result(sid: str, response: CommandResponse, offset: int) -> CheckResult:
+        return CheckResult(
+            id=sid,
+            status="ok",
+            messages=[_message(m, offset) for m in response.messages],
+            sorries=[_sorry(s, offset) for s in response.sorries],
+        )
