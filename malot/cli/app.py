@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("malot.cli.eval", "Evaluate a prover on MiniF2F or another benchmark; resume, report, compare runs."),
     "retrieval": ("malot.cli.retrieval", "Demonstration retrieval: train UDR, build indexes, query them."),
     "tools": ("malot.cli.tools", "List, show and run tools from plugins (model merging, ...)."),
+    "verify": ("malot.cli.verify", "Check Lean proofs with the acceptance rule."),
 }
 
 
