@@ -97,9 +97,10 @@ class TransformersLLM(BaseLLM):
     async def load(self) -> None:
         """Load the model and tokenizer (in a worker thread) if not loaded yet; sets the capabilities."""
         if self.model is None:
-            await asyncio.to_thread(self._load_sync)
+            await asyncio.to_thread(self.load_blocking)
 
-    def _load_sync(self) -> None:
+    def load_blocking(self) -> None:
+        """Load the model and tokenizer in the calling thread (what :meth:`load` runs in a worker thread)."""
         with self._load_lock:
             if self.model is not None:
                 return
