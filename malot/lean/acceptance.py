@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from malot.errors import VerifierError
+from malot.errors import DatasetError, VerifierError
 from malot.lean.base import CheckResult, LeanMessage, Snippet, Verifier
 from malot.lean.screen import Violation, screen_tokens
 from malot.lean.splice import extract_code, splice_candidate
@@ -34,6 +34,7 @@ __all__ = [
     "apply_rule",
     "parse_axioms_message",
     "screen",
+    "target_from_source",
     "verify_candidate",
 ]
 
@@ -72,6 +73,34 @@ class TargetTheorem(BaseModel):
             statement=str(record.get("formal_statement") or record.get("statement", "")),
             name=str(record.get("name", "")),
         )
+
+
+def target_from_source(code: str, name: str | None = None) -> TargetTheorem:
+    """The target of a whole Lean file: its header lines, and the statement of ``name`` (default: the last
+    ``theorem``/``lemma`` in the file), ending in ``:=``. For checking a user's own file with the same rule."""
+    from malot.lean.lexer import code_view, tokenize
+    from malot.lean.repl.header import split_header
+    from malot.lean.splice import _declaration_start, _signature_end
+
+    tokens = tokenize(code_view(code))
+    decls = [
+        k
+        for k in range(len(tokens) - 1)
+        if tokens[k].text in ("theorem", "lemma") and tokens[k + 1].kind == "ident"
+        if name is None or tokens[k + 1].text == name
+    ]
+    if not decls:
+        raise DatasetError(
+            f"no theorem {name + ' ' if name else ''}found in the Lean source", hint="pass the theorem's name"
+        )
+    k = decls[-1]
+    end = _signature_end(tokens, k)
+    if end is None:
+        raise DatasetError(f"the theorem {tokens[k + 1].text} has no ':=' (incomplete statement?)")
+    header, _, _ = split_header(code)
+    statement = code[_declaration_start(tokens, k) : tokens[end].end]
+    statement = "theorem" + statement[statement.index(tokens[k].text) + len(tokens[k].text) :]
+    return TargetTheorem(header=header + "\n" if header else "", statement=statement, name=tokens[k + 1].text)
 
 
 class AcceptanceRule(BaseModel):
