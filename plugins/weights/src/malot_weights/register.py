@@ -10,3 +10,4 @@ import malot_weights.d2nwg
 import malot_weights.kind
 import malot_weights.sparse_ft
 import malot_weights.tleg
+import malot_weights.trans_lora
