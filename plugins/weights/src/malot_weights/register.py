@@ -5,9 +5,12 @@ plain list of imports, one line per tool module.
 """
 
 # ruff: noqa: F401
+import malot_weights.btm
 import malot_weights.clp
 import malot_weights.d2nwg
+import malot_weights.fisher
 import malot_weights.kind
 import malot_weights.sparse_ft
+import malot_weights.task_vectors
 import malot_weights.tleg
 import malot_weights.trans_lora

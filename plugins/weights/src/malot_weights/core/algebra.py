@@ -245,13 +245,18 @@ def merge_tensorwise(
     copy_side_files_from: str | Path | None = None,
     max_shard_bytes: int = 2 * 1024**3,
     metadata: Mapping[str, str] | None = None,
+    elementwise: bool = False,
+    chunk_bytes: int = 64 * 1024**2,
 ) -> tuple[StateDict | None, MergeReport]:
     """Combine several checkpoints tensor by tensor.
 
     For each tensor name of the first input (all inputs must have it, with the same shape), reads it from every
-    input and calls ``combine(name, tensors)`` (or ``combine_extra(name, tensors, extra_tensors)`` when ``extra``
-    names further per-input sources, such as Fisher files); non-float tensors are copied from the first input. With
-    ``output`` the result is written to disk as it is produced and ``None`` is returned in place of the state dict.
+    input and calls ``combine(name, tensors)``, or ``combine_extra(name, tensors, extra_tensors)`` when ``extra``
+    names further sources (such as one Fisher file per model) read at the same tensor name. Non-float tensors are
+    copied from the first input. With ``output`` the result is written to disk as it is produced and ``None`` is
+    returned in place of the state dict. When ``combine`` works entry by entry (``elementwise=True``) and the output
+    goes to disk, tensors larger than ``chunk_bytes`` are processed in blocks of rows, so peak memory does not grow
+    with the largest tensor either.
     """
     if not inputs:
         raise ToolError("nothing to merge", hint="pass at least one model")
@@ -270,9 +275,6 @@ def merge_tensorwise(
         infos = {n: sources[0].info(n) for n in names}
         for i, src in enumerate(sources[1:], start=1):
             _check_compatible(sources[0], src, names, i)
-        for key, srcs in extra_sources.items():
-            if len(srcs) != len(sources):
-                raise ToolError(f"{len(sources)} models but {len(srcs)} {key}", hint=f"give one {key} per model")
         out_infos = [TensorInfo(n, _out_code(infos[n].dtype, out_dtype), infos[n].shape) for n in names]
         state: StateDict | None = None if output is not None else {}
         merged = copied = written = 0
@@ -292,15 +294,21 @@ def merge_tensorwise(
                 if not _float_code(infos[n].dtype):
                     result = sources[0].read(n)
                     copied += 1
+                elif writer is not None and elementwise and _chunkable(infos[n], chunk_bytes):
+                    rows = infos[n].shape[0]
+                    step = max(1, chunk_bytes // max(1, infos[n].nbytes // rows))
+                    for start in range(0, rows, step):
+                        stop = min(rows, start + step)
+                        block = _combine_once(n, sources, extra_sources, combine, combine_extra, (start, stop))
+                        if tuple(block.shape) != (stop - start, *infos[n].shape[1:]):
+                            raise ToolError(f"combining rows of {n!r} gave shape {tuple(block.shape)}")
+                        writer.write_rows(n, block)
+                        del block
+                    written += out_info.nbytes
+                    merged += 1
+                    continue
                 else:
-                    tensors = [src.read(n) for src in sources]
-                    if combine_extra is not None:
-                        extras = {key: [s.read(n) for s in srcs] for key, srcs in extra_sources.items()}
-                        result = combine_extra(n, tensors, extras)
-                        del extras
-                    else:
-                        result = combine(n, tensors)
-                    del tensors
+                    result = _combine_once(n, sources, extra_sources, combine, combine_extra, None)
                     merged += 1
                 if tuple(result.shape) != infos[n].shape:
                     raise ToolError(f"combining {n!r} gave shape {tuple(result.shape)}, expected {infos[n].shape}")
@@ -321,6 +329,28 @@ def merge_tensorwise(
     finally:
         for src in opened:
             src.close()
+
+
+def _combine_once(
+    name: str,
+    sources: Sequence[TensorSource],
+    extra_sources: Mapping[str, Sequence[TensorSource]],
+    combine: CombineFn,
+    combine_extra: Callable[[str, list[torch.Tensor], dict[str, list[torch.Tensor]]], torch.Tensor] | None,
+    rows: tuple[int, int] | None,
+) -> torch.Tensor:
+    def read(src: TensorSource) -> torch.Tensor:
+        return src.read(name) if rows is None else src.read_rows(name, *rows)
+
+    tensors = [read(src) for src in sources]
+    if combine_extra is not None:
+        extras = {key: [read(s) for s in srcs] for key, srcs in extra_sources.items()}
+        return combine_extra(name, tensors, extras)
+    return combine(name, tensors)
+
+
+def _chunkable(info: TensorInfo, chunk_bytes: int) -> bool:
+    return len(info.shape) >= 1 and info.shape[0] > 1 and info.nbytes > chunk_bytes
 
 
 def _out_code(code: str, out_dtype: torch.dtype | None) -> str:

@@ -72,6 +72,10 @@ class TensorSource(Protocol):
         """Tensor ``name`` (a tensor the caller may modify)."""
         ...
 
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of tensor ``name`` along its first dimension (reads only those)."""
+        ...
+
     def close(self) -> None:
         """Release files."""
         ...
@@ -103,6 +107,10 @@ class MemorySource:
     def read(self, name: str) -> torch.Tensor:
         """A detached CPU copy of tensor ``name``."""
         return self._get(name).detach().to("cpu").clone()
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """A copy of rows ``start:stop``."""
+        return self._get(name)[start:stop].detach().to("cpu").clone()
 
     def _get(self, name: str) -> torch.Tensor:
         try:
@@ -137,6 +145,10 @@ class SafetensorsSource:
     def read(self, name: str) -> torch.Tensor:
         """Read one tensor from disk."""
         return self._reader.read(name)
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Read rows ``start:stop`` of one tensor from disk."""
+        return self._reader.read_rows(name, start, stop)
 
     def close(self) -> None:
         """Close the file."""
@@ -180,6 +192,10 @@ class FolderSource:
     def read(self, name: str) -> torch.Tensor:
         """Read one tensor from its shard."""
         return self._reader_of(name).read(name)
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Read rows ``start:stop`` of one tensor from its shard."""
+        return self._reader_of(name).read_rows(name, start, stop)
 
     def _reader_of(self, name: str) -> SafetensorsReader:
         try:
@@ -276,6 +292,13 @@ class CheckpointWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         """Write the next planned tensor."""
+        self._writer_for(name).write(name, tensor)
+
+    def write_rows(self, name: str, rows: torch.Tensor) -> None:
+        """Write the next rows of the next planned tensor (see :meth:`SafetensorsWriter.write_rows`)."""
+        self._writer_for(name).write_rows(name, rows)
+
+    def _writer_for(self, name: str) -> SafetensorsWriter:
         while self._writer is None or not self._writer.remaining:
             if self._writer is not None:
                 self._writer.close()
@@ -285,7 +308,7 @@ class CheckpointWriter:
             path, items = self._shards[self._shard_index]
             self._writer = SafetensorsWriter(path, items, metadata=self._metadata)
             self._written.append(path)
-        self._writer.write(name, tensor)
+        return self._writer
 
     def close(self) -> None:
         """Finish the last shard and write the index (for several shards)."""

@@ -164,6 +164,24 @@ class SafetensorsReader:
                 raise ToolError(f"{self.path} is truncated: tensor {name!r} is incomplete")
         return buf.view(dtype_from_name(info.dtype)).reshape(info.shape)
 
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` (along the first dimension) of tensor ``name``, reading only their bytes."""
+        import torch
+
+        info = self.info(name)
+        if not info.shape:
+            raise ToolError(f"tensor {name!r} is a scalar; it has no rows")
+        rows = info.shape[0]
+        start, stop = max(0, start), min(rows, stop)
+        row_bytes = (info.end - info.start) // rows if rows else 0
+        buf = torch.empty(max(0, stop - start) * row_bytes, dtype=torch.uint8)
+        self._file.seek(self._data_start + info.start + start * row_bytes)
+        if buf.numel():
+            target: Any = buf.numpy()
+            if self._file.readinto(target) != buf.numel():
+                raise ToolError(f"{self.path} is truncated: tensor {name!r} is incomplete")
+        return buf.view(dtype_from_name(info.dtype)).reshape((max(0, stop - start), *info.shape[1:]))
+
     def close(self) -> None:
         """Close the file."""
         self._file.close()
@@ -210,6 +228,7 @@ class SafetensorsWriter:
         self._file.write(struct.pack("<Q", len(text)))
         self._file.write(text)
         self._next = 0
+        self._rows_done = 0
 
     @property
     def remaining(self) -> list[str]:
@@ -218,20 +237,41 @@ class SafetensorsWriter:
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         """Write the next planned tensor (converted to the planned dtype; shape must match)."""
+        expected = self._expect(name)
+        if self._rows_done or tuple(tensor.shape) != expected.shape:
+            raise ToolError(f"{self.path}: tensor {name!r} has shape {tuple(tensor.shape)}, planned {expected.shape}")
+        self._emit(tensor, expected)
+        self._next += 1
+
+    def write_rows(self, name: str, rows: torch.Tensor) -> None:
+        """Write the next rows of the next planned tensor; the tensor is done when all its rows are written."""
+        expected = self._expect(name)
+        if not expected.shape or tuple(rows.shape[1:]) != expected.shape[1:]:
+            raise ToolError(
+                f"{self.path}: rows of shape {tuple(rows.shape)} do not fit tensor {name!r} {expected.shape}"
+            )
+        if self._rows_done + rows.shape[0] > expected.shape[0]:
+            raise ToolError(f"{self.path}: too many rows written for tensor {name!r}")
+        self._emit(rows, expected)
+        self._rows_done += rows.shape[0]
+        if self._rows_done == expected.shape[0]:
+            self._rows_done = 0
+            self._next += 1
+
+    def _expect(self, name: str) -> TensorInfo:
         if self._next >= len(self._plan):
             raise ToolError(f"{self.path}: tensor {name!r} was not planned")
         expected = self._plan[self._next]
         if name != expected.name:
             raise ToolError(f"{self.path}: expected tensor {expected.name!r} next, got {name!r}")
-        if tuple(tensor.shape) != expected.shape:
-            raise ToolError(f"{self.path}: tensor {name!r} has shape {tuple(tensor.shape)}, planned {expected.shape}")
-        data = tensor.detach().to("cpu", dtype_from_name(expected.dtype)).contiguous()
+        return expected
+
+    def _emit(self, tensor: torch.Tensor, expected: TensorInfo) -> None:
         import torch
 
-        flat = data.reshape(-1).view(torch.uint8)
-        payload: Any = flat.numpy()
+        data = tensor.detach().to("cpu", dtype_from_name(expected.dtype)).contiguous()
+        payload: Any = data.reshape(-1).view(torch.uint8).numpy()
         self._file.write(payload)
-        self._next += 1
 
     def close(self) -> None:
         """Finish the file; raises if planned tensors were not written (the partial file is removed)."""
