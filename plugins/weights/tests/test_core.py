@@ -7,9 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
-
-from malot.errors import ToolError
 from malot_weights.core import (
     CheckpointWriter,
     MemorySource,
@@ -31,6 +28,9 @@ from malot_weights.core import (
     unmerge_lora,
     weighted_average,
 )
+from safetensors.torch import load_file, save_file
+
+from malot.errors import ToolError
 
 
 def _mixed_state() -> dict[str, torch.Tensor]:
@@ -158,9 +158,10 @@ def test_lora_merge_unmerge_and_extract() -> None:
         "base_model.model.model.layers.0.q_proj.lora_B.weight": torch.randn(8, 2, generator=g),
     }
     merged = merge_lora(base, lora, alpha=4.0)
-    b_a = lora["base_model.model.model.layers.0.q_proj.lora_B.weight"] @ lora[
-        "base_model.model.model.layers.0.q_proj.lora_A.weight"
-    ]
+    b_a = (
+        lora["base_model.model.model.layers.0.q_proj.lora_B.weight"]
+        @ lora["base_model.model.model.layers.0.q_proj.lora_A.weight"]
+    )
     assert torch.allclose(merged["model.layers.0.q_proj.weight"], base["model.layers.0.q_proj.weight"] + 2.0 * b_a)
     assert torch.equal(merged["model.norm.weight"], base["model.norm.weight"])
     restored = unmerge_lora(merged, lora, alpha=4.0)
