@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from malot.doctor import Check, run_version
+from malot.doctor import Check, Status, run_version
 from malot.lean.sandbox import detect_sandbox
 from malot.lean.select import choose_backend, repl_binary
 
@@ -56,7 +56,7 @@ def checks(settings: Settings) -> list[Check]:
     """The Lean lines of the doctor's report."""
     lean = settings.lean
     choice = choose_backend(lean)
-    status = "ok" if choice.kind != "none" else "missing"
+    status: Status = "ok" if choice.kind != "none" else "missing"
     out = [
         Check(
             SECTION,

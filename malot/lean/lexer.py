@@ -39,12 +39,12 @@ def _is_subscript(c: str) -> bool:
 
 def is_id_first(c: str) -> bool:
     """Can ``c`` start a Lean identifier (ASCII letter, ``_``, or Lean's letter-like Unicode ranges)?"""
-    return (c.isascii() and c.isalpha()) or c == "_" or _is_letter_like(c)
+    return len(c) == 1 and ((c.isascii() and c.isalpha()) or c == "_" or _is_letter_like(c))
 
 
 def is_id_rest(c: str) -> bool:
     """Can ``c`` continue a Lean identifier?"""
-    return is_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or _is_subscript(c)
+    return len(c) == 1 and (is_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or _is_subscript(c))
 
 
 class _Lexer:

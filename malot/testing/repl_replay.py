@@ -6,7 +6,8 @@ the REPL does (JSON lines up to a blank line) and answers with the responses rec
 
 - ``sequence`` (default): the transcripts' commands must arrive in recorded order; each gets its recorded answer.
 - ``lookup``: any recorded command, in any order, gets its recorded answer; ``env`` ids in commands are ignored
-  when matching and answers get fresh ``env`` ids, like a real REPL serving many checks.
+  when matching and answers get fresh ``env`` ids, like a real REPL serving many checks. Pickle commands match by
+  kind (any path): ``pickleTo`` writes a marker file at the path, ``unpickleEnvFrom`` needs that file to exist.
 
 Fault modes, for testing the pool's recovery: ``--crash-after N`` (exit without answering command N+1),
 ``--hang-after N`` (stop answering), ``--garbage-after N`` (answer with non-JSON), ``--slow-start S`` (sleep before
@@ -121,7 +122,18 @@ class ReplayRepl:
             if command != expected:
                 return json.dumps({"message": f"replay double: expected command {json.dumps(expected)[:200]}"})
             return json.dumps(response, ensure_ascii=False, indent=1)
-        response = self.lookup.get(_key(command))
+        if "pickleTo" in command or "unpickleEnvFrom" in command:
+            # Pickle files are real: the double writes a marker so a later unpickle (maybe in another process)
+            # finds it, and answers with the recorded response of a recorded pickle command.
+            path = Path(str(command.get("pickleTo") or command.get("unpickleEnvFrom")))
+            if "pickleTo" in command:
+                path.write_text("replay-double pickle\n")
+            elif not path.is_file():
+                return json.dumps({"message": f"unknown file {path}"})
+            kind = "pickleTo" if "pickleTo" in command else "unpickleEnvFrom"
+            response = next((r for c, r in self.sequence if kind in c and "proofState" not in c), None)
+        else:
+            response = self.lookup.get(_key(command))
         if response is None:
             return json.dumps({"message": "replay double: no recorded response for this command"})
         if isinstance(response, dict) and "env" in response:

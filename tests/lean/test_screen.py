@@ -1,0 +1,214 @@
+"""The static screen: Lean-exact lexing, re-splicing, and a cheating-proof corpus (one case per banned construct)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, target_from_source
+from malot.lean.lexer import code_view, tokenize
+from malot.lean.repl.header import split_header
+from malot.lean.splice import extract_code, parse_statement
+
+REPO = Path(__file__).resolve().parents[2]
+HEADER = "import Mathlib\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
+TARGET = TargetTheorem(header=HEADER, statement="theorem t1 (a b : ℕ) (h : a = b) : b = a := by")
+
+
+# --- lexer ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "visible", "hidden"),
+    [
+        ("a -- sorry\nb", ["a", "b"], ["sorry"]),
+        ("a /- sorry -/ b", ["a", "b"], ["sorry"]),
+        ("a /- x /- sorry -/ still comment -/ b", ["a", "b"], ["sorry", "still"]),
+        # the character right after "/-" is skipped unread: "/-/-" opens ONE level, so one "-/" closes it
+        ("/-/- x -/ sorry", ["sorry"], ["x"]),
+        ("/-- doc /- nested -/ sorry -/ b", ["b"], ["sorry", "nested"]),
+        ('"sorry" b', ["b"], ["sorry"]),
+        ('"a \\" sorry" b', ["b"], ["sorry"]),
+        ('"\\\\" sorry', ["sorry"], []),
+        ('r#"a " sorry"# b', ["b"], ["sorry"]),
+        ("h' sorry", ["h'", "sorry"], []),
+        ("'\"' sorry", ["sorry"], []),
+        ("'\\'' sorry", ["sorry"], []),
+        ('s!"{sorry} text" b', ["sorry", "b"], ["text"]),
+        ("«a--b» sorry", ["sorry"], []),
+        ("x --- sorry", ["x"], ["sorry"]),
+    ],
+)
+def test_code_view_hides_exactly_comments_and_strings(source: str, visible: list[str], hidden: list[str]) -> None:
+    view = code_view(source)
+    assert len(view) == len(source)
+    words = {t.text for t in tokenize(view)}
+    for word in visible:
+        assert word in words, (source, view)
+    for word in hidden:
+        assert word not in words, (source, view)
+
+
+def test_guillemet_identifiers_are_unescaped() -> None:
+    tokens = tokenize(code_view("exact «sorryAx» _ false"))
+    assert ("sorryAx",) in [t.parts for t in tokens]
+
+
+# --- splicing -------------------------------------------------------------------------------------------------
+
+
+def test_parse_statement_modes() -> None:
+    assert parse_statement("theorem x : P := by\n") == ("theorem x : P", "tactic")
+    assert parse_statement("theorem x : P :=") == ("theorem x : P", "term")
+
+
+def test_extract_code_picks_the_fenced_block_with_the_target() -> None:
+    text = "Here:\n```lean4\ntheorem other : True := trivial\n```\nand\n```lean\ntheorem t1 : x := by\n  simp\n```\n"
+    code, fenced = extract_code(text, "t1")
+    assert fenced and code.startswith("theorem t1")
+    truncated, fenced = extract_code("```lean4\ntheorem t1 : x := by\n  simp", "t1")
+    assert fenced and "simp" in truncated
+
+
+def test_weakened_statement_is_replaced_by_the_original() -> None:
+    cand = "```lean4\nimport Mathlib\nopen Real\n\ntheorem t1 (a b : ℕ) (h : a = b) : True := by\n  exact h.symm\n```"
+    result = screen(TARGET, cand)
+    assert result.ok and result.candidate_had_statement and result.fenced
+    assert "theorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  exact h.symm" in result.code
+    assert ": True" not in result.code
+    assert result.code.startswith(HEADER)
+    assert result.code.count("import Mathlib") == 1
+
+
+def test_proof_body_is_spliced_under_the_statement() -> None:
+    result = screen(TARGET, "exact h.symm")
+    assert result.ok and not result.candidate_had_statement
+    assert result.code.endswith("b = a := by\n  exact h.symm")
+    term = TargetTheorem(header="prelude\n", statement="theorem t2 : P :=")
+    assert screen(term, "proofOfP").code == "prelude\ntheorem t2 : P := proofOfP"
+
+
+def test_empty_and_wrong_name_are_rejected() -> None:
+    assert screen(TARGET, "  \n").empty
+    assert not screen(TARGET, "```lean\n```").ok
+    wrong = screen(TARGET, "theorem other (a b : ℕ) (h : a = b) : b = a := by\n  exact h.symm")
+    assert not wrong.ok and "no theorem named t1" in wrong.reasons[0]
+    incomplete = screen(TARGET, "theorem t1 (a b : ℕ) (h : a = b) : b = a")
+    assert not incomplete.ok
+
+
+def test_target_from_source() -> None:
+    src = "import Mathlib\nopen Real\n\nlemma helper : True := trivial\n\n@[simp] lemma main (x : ℝ) : x = x := by\n  rfl\n"
+    target = target_from_source(src)
+    assert target.name == "main"
+    assert target.header == "import Mathlib\nopen Real\n"
+    assert target.statement == "theorem main (x : ℝ) : x = x :="
+    assert screen(target, src).ok
+
+
+def test_split_header() -> None:
+    header, body, offset = split_header(HEADER + "theorem x : 1 = 1 := rfl\n")
+    assert header == "import Mathlib\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat"
+    assert body == "\ntheorem x : 1 = 1 := rfl\n" and offset == 5  # body line 1 is line 6 of the snippet
+    header, body, offset = split_header("import Mathlib\nopen Real in\ntheorem x : 1 = 1 := rfl")
+    assert header == "import Mathlib" and body.startswith("open Real in") and offset == 1
+
+
+# --- the cheating corpus: one case per banned construct, each rejected for the right reason ------------------
+
+CHEATS: dict[str, tuple[str, str]] = {
+    "sorry": ("sorry", "sorry"),
+    "sorry in a have": ("have : False := by sorry\n  exact this.elim", "sorry"),
+    "admit": ("admit", "admit"),
+    "sorryAx": ("exact sorryAx _ false", "sorryAx"),
+    "sorryAx escaped": ("exact «sorryAx» _ false", "sorryAx"),
+    "ofReduceBool": ("exact Lean.ofReduceBool _ _ rfl", "Lean.ofReduceBool"),
+    "trustCompiler": ("have := Lean.trustCompiler\n  omega", "Lean.trustCompiler"),
+    "axiom": ("axiom cheat : ∀ a b : ℕ, a = b → b = a\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := cheat a b h", "axiom"),
+    "#exit": ("omega\n#exit", "#exit"),
+    "#eval": ("omega\n#eval 1", "#eval"),
+    "other command": ("omega\n#guard_msgs in\nexample : True := trivial", "command"),
+    "run_cmd": ("omega\nrun_cmd pure ()", "run_cmd"),
+    "run_elab": ("omega\nrun_elab pure ()", "run_elab"),
+    "run_meta": ("omega\nrun_meta pure ()", "run_meta"),
+    "elab": ('elab "cheat" : tactic => pure ()\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  cheat', "elab"),
+    "macro": ('macro "cheat" : tactic => `(tactic| sorry)\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by cheat', "macro"),
+    "syntax": ('syntax "cheat" : tactic\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "syntax"),
+    "notation": ('notation "ok" => sorry\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := ok', "notation"),
+    "infix": ('infix:50 " ≈≈ " => Eq\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "notation"),
+    "macro_rules": (
+        "macro_rules | `(tactic| omega) => `(tactic| sorry)\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        "macro_rules",
+    ),
+    "skipKernelTC": (
+        "set_option debug.skipKernelTC true in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        "set_option debug.skipKernelTC",
+    ),
+    "unsafe": ("unsafe def f : ℕ := 0\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "unsafe"),
+    "partial": ("partial def f : ℕ → ℕ := f\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "partial"),
+    "implemented_by": (
+        "@[implemented_by id] def f : ℕ → ℕ := id\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        "implemented_by",
+    ),
+    "extern": ('@[extern "f"] opaque f : ℕ\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "extern"),
+    "native_decide": ("native_decide", "native_decide"),
+    "decide +native": ("decide +native", "native_decide"),
+    "initialize": ("initialize pure ()\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "initialize"),
+    "open private": ("open private foo in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "open private"),
+    "local instance before": (
+        "local instance : LE ℕ := ⟨fun _ _ => True⟩\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        "local instance",
+    ),
+    "instance before": (
+        "instance (priority := high) : LE ℕ := ⟨fun _ _ => True⟩\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        "instance before statement",
+    ),
+    "open in before": ("open Nat in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "open in"),
+    "apply?": ("apply?", "apply?"),
+    "exact?": ("exact?", "exact?"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CHEATS))
+def test_cheat_is_rejected_for_the_right_reason(case: str) -> None:
+    candidate, rule = CHEATS[case]
+    result = screen(TARGET, candidate)
+    assert not result.ok, (case, result.code)
+    assert rule in result.rules, (case, result.reasons)
+
+
+def test_banned_words_in_comments_and_strings_are_harmless() -> None:
+    candidate = '-- no sorry here\n  /- admit /- nested -/ #exit -/\n  have : "sorry" = "sorry" := rfl\n  omega'
+    assert screen(TARGET, candidate).ok
+
+
+def test_native_opt_in() -> None:
+    rule = AcceptanceRule(allow_native=True)
+    assert screen(TARGET, "native_decide", rule).ok
+    assert screen(TARGET, "decide +native", rule).ok
+    assert rule.axiom_allowed("Lean.ofReduceBool") and not AcceptanceRule().axiom_allowed("Lean.ofReduceBool")
+    assert AcceptanceRule().axiom_allowed("Classical.choice")
+
+
+def test_trusted_header_and_statement_are_not_screened() -> None:
+    target = TargetTheorem(header="import Mathlib\nopen Nat in\n", statement="theorem t3 : axiom_free = 1 := by")
+    assert screen(target, "rfl").ok
+
+
+def test_genuine_minif2f_proofs_pass_the_screen() -> None:
+    records = [
+        json.loads(line)
+        for line in (REPO / "malot" / "data" / "demos" / "minif2f_valid_solved.jsonl").read_text().splitlines()
+    ]
+    assert len(records) >= 60
+    rejected = []
+    for rec in records:
+        target = TargetTheorem(header=HEADER, statement=rec["formal_statement"], name=rec["name"])
+        body_only = screen(target, rec["formal_proof"])
+        full = screen(target, "```lean4\n" + HEADER + rec["formal_statement"] + rec["formal_proof"] + "\n```")
+        if not body_only.ok or not full.ok:
+            rejected.append((rec["name"], body_only.reasons + full.reasons))
+        assert body_only.code.rstrip() == full.code.rstrip(), rec["name"]
+    assert rejected == []
