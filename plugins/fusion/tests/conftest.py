@@ -6,37 +6,11 @@ import os
 from typing import Any
 
 import pytest
+from fusion_fixtures import tiny_llama
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-VOCAB = 48
-
-
-def tiny_llama(seed: int, *, hidden: int = 32, layers: int = 2, vocab: int = VOCAB) -> Any:
-    """A randomly initialised (seeded) tiny Llama causal LM; different seeds give different distributions."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=hidden,
-        intermediate_size=2 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    model = LlamaForCausalLM(config).eval()
-    with torch.no_grad():  # sharpen the random logits so distributions differ visibly
-        model.lm_head.weight.mul_(8.0)
-    return model
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +20,13 @@ def tiny_trio() -> tuple[Any, Any, Any]:
 
     torch.set_num_threads(1)
     return tiny_llama(11, hidden=64), tiny_llama(12), tiny_llama(13)
+
+
+@pytest.fixture(scope="session")
+def fusion_models() -> dict[str, Any]:
+    """Saved (large, base, expert) tiny Llama folders sharing one tokenizer, built once and cached."""
+    from pathlib import Path
+
+    from malot_fusion.testing import build_fusion_models
+
+    return build_fusion_models(Path(__file__).parent / ".cache" / "fusion-models")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from conftest import tiny_llama
+from fusion_fixtures import tiny_llama
 from malot_fusion.btm_ensemble import BTMEnsemble, domain_posterior, ensemble_log_probs, sequence_log_likelihoods
 from malot_fusion.loki import LokiPredictor, graph_distances
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import tiny_llama
+from fusion_fixtures import tiny_llama
 from malot_fusion.dynamic_logits_fusion import (
     FusionRecorder,
     fuse_logits,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import torch
-
 from malot_fusion.binary_pv import (
     BinaryPV,
     hamming_distances,

@@ -100,7 +100,7 @@ def _train(
             optimiser.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             optimiser.step()
-            total += float(loss) * pick.numel()
+            total += float(loss.detach()) * pick.numel()
         losses.append(total / max(1, order.numel()))
     return losses
 
