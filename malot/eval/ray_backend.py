@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -67,7 +68,11 @@ class SolverWorker:
             outcome = ProblemOutcome(item.name, False, error=f"{type(exc).__name__}: {exc}")
         if not outcome.wall_s:
             outcome.wall_s = asyncio.get_running_loop().time() - began
-        return {"records": [r.to_dict() for r in records], "outcome": outcome.to_dict(), "worker": os.getpid()}
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        for record in records:
+            record.flags["worker"] = worker
+            record.flags["llm"] = self.settings.llm.model
+        return {"records": [r.to_dict() for r in records], "outcome": outcome.to_dict(), "worker": worker}
 
     async def close(self) -> None:
         """Close the solver (its LLM and Lean pool)."""
@@ -100,7 +105,7 @@ class RayBackend:
         self.jobs_per_worker = jobs_per_worker
         self.cpus_per_worker = cpus_per_worker
         self.init_kwargs = dict(init_kwargs or {})
-        self.worker_pids: set[int] = set()
+        self.workers_seen: set[str] = set()
 
     def _connect(self) -> tuple[Any, bool]:
         try:
@@ -191,7 +196,7 @@ class RayBackend:
                         f"Ray worker {worker} failed on {problem.name}: {exc}",
                         hint="fix the worker's environment, then continue with --resume",
                     ) from exc
-                self.worker_pids.add(int(result["worker"]))
+                self.workers_seen.add(str(result["worker"]))
                 recorder.attempts([AttemptRecord.from_dict(r) for r in result["records"]])
                 recorder.finished_problem(ProblemOutcome.from_dict(result["outcome"]))
                 if queue:

@@ -1,41 +1,81 @@
-"""The Ray backend on a private local Ray instance with 2 workers gives the same results as the local runner."""
+"""The Ray backend on a private local Ray instance with 2 workers gives the same results as the local runner.
+
+One Ray instance serves the whole test (starting Ray is slow on 2 cores): first with the toy solver (a test double
+of the solver seam, whose verdicts are fixed per sample, so attempts compare exactly), then with the real prover,
+a scripted LLM per worker (two ``script:`` endpoints) and the real Lean 4.35.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 
 import pytest
 
-from malot.config import load_settings
+from malot.config import Settings, load_settings
 from malot.eval.datasets import load_dataset
 from malot.eval.ray_backend import RayBackend
+from malot.eval.report import summarize
 from malot.eval.runner import EvalRunner, LocalBackend
 from malot.eval.runs import create_run
 from malot.eval.solver import load_solver_factory
 from malot.eval.store import ResultsStore
+from tests.eval.test_prelude_eval import EXPECTED_PASS, ROWS, SUITE, expected_solved, write_script
 
-SUITE = Path(__file__).resolve().parents[1] / "data" / "prelude_suite" / "prelude_suite.jsonl"
-SOLVER = "tests.eval.toy_solver:toy_solver"
+TOY = "tests.eval.toy_solver:toy_solver"
 
 
-def _results(store: ResultsStore) -> tuple[dict[str, tuple[int, int, bool]], list[tuple[str, int, bool]]]:
-    rows = {r.name: (r.n, r.c, r.solved) for r in store.problem_rows()}
-    attempts = sorted((a["problem"], a["sample"], a["verified"]) for a in store.attempts(final_only=True))
-    return rows, attempts
+def _rows(store: ResultsStore) -> dict[str, tuple[int, int, bool]]:
+    return {r.name: (r.n, r.c, r.solved) for r in store.problem_rows()}
+
+
+def _attempts(store: ResultsStore) -> list[tuple[str, int, bool]]:
+    return sorted((a["problem"], a["sample"], a["verified"]) for a in store.attempts(final_only=True))
+
+
+def _ray_run(tmp: Path, settings: Settings, solver: str | None, models: list[str], count: int) -> ResultsStore:
+    data = load_dataset(SUITE).select(count=count)
+    remote = create_run(data, settings, tmp / "ray", solver=solver, backend="ray")
+    backend = RayBackend("local", solver=solver, workers=2, jobs_per_worker=3, worker_models=models)
+    summary = asyncio.run(EvalRunner(remote, settings, backend).run())
+    assert summary.done == count and summary.finished_now == count
+    assert len(backend.workers_seen) == 2  # both workers solved problems
+    assert remote.sessions()[0]["backend"] == "ray"
+    return remote
 
 
 @pytest.mark.slow
-def test_ray_backend_with_two_workers_matches_the_local_runner(tmp_path: Path) -> None:
-    settings = load_settings(overrides={"prover.samples": 3, "llm.model": "toy"})
-    data = load_dataset(SUITE)
-    local = create_run(data, settings, tmp_path / "local", solver=SOLVER)
-    asyncio.run(EvalRunner(local, settings, LocalBackend(load_solver_factory(SOLVER), jobs=4)).run())
+@pytest.mark.lean
+def test_ray_backend_with_two_workers_matches_the_local_runner(tmp_path: Path, lean_exe: Path) -> None:
+    import ray
 
-    remote = create_run(data, settings, tmp_path / "ray", solver=SOLVER, backend="ray")
-    backend = RayBackend("local", solver=SOLVER, workers=2, jobs_per_worker=3, init_kwargs={"num_cpus": 2})
-    summary = asyncio.run(EvalRunner(remote, settings, backend).run())
-    assert summary.done == 40 and summary.finished_now == 40
-    assert len(backend.worker_pids) == 2  # both workers solved problems
-    assert _results(remote) == _results(local)
-    assert remote.sessions()[0]["backend"] == "ray"
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        toy = load_settings(overrides={"prover.samples": 3, "llm.model": "toy"})
+        local = create_run(load_dataset(SUITE), toy, tmp_path / "local", solver=TOY)
+        asyncio.run(EvalRunner(local, toy, LocalBackend(load_solver_factory(TOY), jobs=4)).run())
+        remote = _ray_run(tmp_path / "toy", toy, TOY, [], 40)
+        assert _rows(remote) == _rows(local) and _attempts(remote) == _attempts(local)
+
+        # the real prover: per problem the same (n, c) as the local runner gets in test_prelude_eval.py
+        script = write_script(tmp_path / "a.json")
+        other = shutil.copy(script, tmp_path / "b.json")  # a second endpoint with the same answers
+        settings = load_settings(
+            overrides={
+                "llm.model": f"script:{script}",
+                "prover.strategy": "whole-proof",
+                "prover.samples": 4,
+                "lean.lean_path": str(lean_exe),
+                "lean.backend": "file",
+                "lean.pool_size": 1,
+            }
+        )
+        remote = _ray_run(tmp_path / "prover", settings, None, [f"script:{script}", f"script:{other}"], 20)
+        assert _rows(remote) == {row["name"]: (4, i % 5, i % 5 > 0) for i, row in enumerate(ROWS[:20])}
+        assert {n for n, (_, _, solved) in _rows(remote).items() if solved} == expected_solved() & set(_rows(remote))
+        assert summarize(remote)["pass_at_k"] == pytest.approx(EXPECTED_PASS)
+        endpoints = {a["flags"]["llm"] for a in remote.attempts()}
+        assert endpoints == {f"script:{script}", f"script:{other}"}  # each worker used its own endpoint
+    finally:
+        ray.shutdown()
