@@ -101,7 +101,7 @@ def command(
         (out / "proof.lean").write_text(result.proof.rstrip() + "\n", encoding="utf-8")
     if as_json:
         echo_json({**result.model_dump(mode="json"), "out_dir": str(out)})
-        return result.exit_code
+        return int(result.exit_code)
     summary = result.summary
     if result.proved:
         err_console.print(
@@ -124,7 +124,7 @@ def command(
         f"{summary.get('mean_framework_overhead_ms_per_attempt', 0.0):.2f} ms/attempt",
         highlight=False,
     )
-    return result.exit_code
+    return int(result.exit_code)
 
 
 def _read_problem(

@@ -180,6 +180,17 @@ class _SamplingAgent(Agent[Message, ProofCandidate]):
     def estimate(self, message: Message) -> Usage:
         return Usage(samples=1)
 
+    async def run(self, message: Message, ctx: RunContext[ProverDeps]) -> ProofCandidate:
+        started = time.perf_counter()
+        rendered, round_, sample = self.render(message, ctx)
+        candidate = await self.sample(ctx, rendered, round_=round_, sample=sample)
+        ctx.note(run_s=time.perf_counter() - started)
+        return candidate
+
+    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
+        """The prompt for ``message`` and the (round, sample) of the candidate it will produce."""
+        raise NotImplementedError
+
     async def sample(
         self, ctx: RunContext[ProverDeps], rendered: RenderedPrompt, *, round_: int, sample: int
     ) -> ProofCandidate:
@@ -220,7 +231,12 @@ class _SamplingAgent(Agent[Message, ProofCandidate]):
             extraction = self._extract(rendered, completion)
             if rendered.kind == "chat":
                 thought = _reasoning_before_code(completion.text)
-        ctx.note(llm_s=llm_s, round=round_, sample=sample, extraction=extraction.reason or "ok")
+        ctx.note(
+            llm_s=llm_s,
+            round=round_,
+            sample=sample,
+            extraction=extraction.reason or "ok",
+        )
         return ProofCandidate(
             outcome="candidate" if extraction.ok else "no_code",
             code=extraction.code or "",
@@ -261,10 +277,10 @@ class LoTProverAgent(_SamplingAgent):
     input_type = Task
     output_type = ProofCandidate
 
-    async def run(self, message: Message, ctx: RunContext[ProverDeps]) -> ProofCandidate:
+    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
         assert isinstance(message, Task)
         rendered = ctx.deps.template.render_prover(ctx.deps.values, ctx.deps.demos)
-        return await self.sample(ctx, rendered, round_=0, sample=int(message.params.get("sample", 0)))
+        return rendered, 0, int(message.params.get("sample", 0))
 
 
 class WholeProofAgent(_SamplingAgent):
@@ -274,10 +290,10 @@ class WholeProofAgent(_SamplingAgent):
     input_type = Task
     output_type = ProofCandidate
 
-    async def run(self, message: Message, ctx: RunContext[ProverDeps]) -> ProofCandidate:
+    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
         assert isinstance(message, Task)
         rendered = ctx.deps.template.render_prover(ctx.deps.values, ctx.deps.demos)
-        return await self.sample(ctx, rendered, round_=0, sample=int(message.params.get("sample", 0)))
+        return rendered, 0, int(message.params.get("sample", 0))
 
 
 class CorrectorAgent(_SamplingAgent):
@@ -291,7 +307,7 @@ class CorrectorAgent(_SamplingAgent):
     input_type = ProofFeedback
     output_type = ProofCandidate
 
-    async def run(self, message: Message, ctx: RunContext[ProverDeps]) -> ProofCandidate:
+    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
         assert isinstance(message, ProofFeedback)
         deps = ctx.deps
         previous = message.candidate
@@ -299,7 +315,10 @@ class CorrectorAgent(_SamplingAgent):
             m for m in ctx.history if isinstance(m, ProofFeedback) and m is not message and m.outcome == "failed"
         ]
         history = format_history(
-            [{"summary": summarize_errors(f.messages, f.reasons), "proof": _shown_proof(f)} for f in earlier]
+            [
+                {"summary": summarize_errors(f.messages, f.reasons), "proof": _without_header(_shown_proof(f), deps)}
+                for f in earlier
+            ]
         )
         feedback = {
             "previous_proof": mark_errors(_shown_proof(message), message.messages),
@@ -309,7 +328,13 @@ class CorrectorAgent(_SamplingAgent):
         }
         rendered = deps.template.render_corrector(deps.values, feedback)
         ctx.note(corrects_round=previous.round, history=len(earlier))
-        return await self.sample(ctx, rendered, round_=previous.round + 1, sample=previous.sample)
+        return rendered, previous.round + 1, previous.sample
+
+
+def _without_header(code: str, deps: ProverDeps) -> str:
+    """``code`` without the problem's header (history entries need no line numbers, so no header)."""
+    header = deps.problem.header
+    return code[len(header) :].lstrip("\n") if header.strip() and code.startswith(header) else code
 
 
 def _shown_proof(feedback: ProofFeedback) -> str:
@@ -331,10 +356,17 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
     resource = "lean"
 
     async def run(self, message: ProofCandidate, ctx: RunContext[ProverDeps]) -> ProofFeedback:
+        started = time.perf_counter()
         deps = ctx.deps
         if not message.code.strip():
             reason = message.extraction_error or "no Lean code block"
-            ctx.note(lean_s=0.0, lean_called=False, verdict="failed", reason=reason)
+            ctx.note(
+                lean_s=0.0,
+                lean_called=False,
+                verdict="failed",
+                reason=reason,
+                run_s=time.perf_counter() - started,
+            )
             return ProofFeedback(
                 outcome="failed",
                 candidate=message,
@@ -345,11 +377,16 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
 
         began = time.perf_counter()
 
+        code = message.code
+        header = deps.problem.header
+        if header.strip() and code.startswith(header):
+            code = code[len(header) :]  # the splice puts the trusted header back; a verbatim copy adds nothing
+
         async def check() -> Any:
-            return await verify_candidate(deps.verifier, deps.target, message.code, deps.rule, deps.lean_timeout)
+            return await verify_candidate(deps.verifier, deps.target, code, deps.rule, deps.lean_timeout)
 
         result, cached = await deps.cache.get_or_check(message.code, check)
-        lean_s = 0.0 if cached else time.perf_counter() - began
+        lean_s = time.perf_counter() - began  # a cached verdict may still have waited for a sibling's check
         lean_called = result.status != "screened" and not cached
         messages = messages_of(result)
         reasons = result.reasons()
@@ -360,6 +397,7 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
             cached=cached,
             verdict="verified" if accepted else "failed",
             status=result.status,
+            run_s=time.perf_counter() - started,
         )
         cpu = 0.0 if cached or not lean_called else float(result.cpu_s if result.cpu_s is not None else result.time_s)
         checked = (result.code or "").rstrip()

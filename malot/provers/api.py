@@ -48,6 +48,7 @@ class AttemptSummary(BaseModel):
     wall_s: float = 0.0
     llm_s: float = 0.0
     lean_s: float = 0.0
+    wait_s: float = 0.0
     overhead_ms: float = 0.0
 
 
@@ -55,8 +56,9 @@ class ProofResult(BaseModel):
     """The outcome of proving one problem.
 
     ``proof`` is the accepted Lean file (header, original statement, proof) when ``proved``. ``summary`` holds the
-    trace figures, including ``mean_framework_overhead_ms_per_attempt``: attempt wall time minus the time spent
-    waiting for the LLM and for Lean.
+    trace figures, including ``mean_framework_overhead_ms_per_attempt``: attempt wall time minus LLM calls, Lean
+    checks, and waits for a free LLM or Lean slot (what remains is malot's own work: prompts, extraction,
+    feedback, routing, tracing).
     """
 
     problem: str
@@ -355,11 +357,15 @@ def _result(
     for event in events:
         if event.get("type") != "step":
             continue
-        slot = timing.setdefault(event["attempt_id"], {"llm_s": 0.0, "lean_s": 0.0})
+        slot = timing.setdefault(event["attempt_id"], {"llm_s": 0.0, "lean_s": 0.0, "wait_s": 0.0})
+        run_s = 0.0
         for note in event.get("notes", []):
             slot["llm_s"] += float(note.get("llm_s", 0.0))
             slot["lean_s"] += float(note.get("lean_s", 0.0))
+            run_s += float(note.get("run_s", 0.0))
             lean_checks += 1 if note.get("lean_called") else 0
+        if run_s:  # the rest of the step's duration was spent waiting for an LLM or Lean slot
+            slot["wait_s"] += max(0.0, float(event.get("duration_s", 0.0)) - run_s)
     attempts: list[AttemptSummary] = []
     proof: str | None = None
     proof_round: int | None = None
@@ -367,8 +373,8 @@ def _result(
         verdicts = [m.outcome for m in attempt.history if isinstance(m, ProofFeedback)]
         candidates = [m for m in attempt.history if isinstance(m, ProofCandidate)]
         failures = [m for m in attempt.history if isinstance(m, ProofFeedback) and m.outcome == "failed"]
-        t = timing.get(attempt.attempt_id, {"llm_s": 0.0, "lean_s": 0.0})
-        overhead = max(0.0, attempt.wall_s - t["llm_s"] - t["lean_s"])
+        t = timing.get(attempt.attempt_id, {"llm_s": 0.0, "lean_s": 0.0, "wait_s": 0.0})
+        overhead = max(0.0, attempt.wall_s - t["llm_s"] - t["lean_s"] - t["wait_s"])
         attempts.append(
             AttemptSummary(
                 index=attempt.index,
@@ -380,6 +386,7 @@ def _result(
                 wall_s=attempt.wall_s,
                 llm_s=t["llm_s"],
                 lean_s=t["lean_s"],
+                wait_s=t["wait_s"],
                 overhead_ms=1000 * overhead,
             )
         )
@@ -396,6 +403,7 @@ def _result(
         "cache_hits": deps.cache.hits,
         "llm_s": sum(a.llm_s for a in attempts),
         "lean_s": sum(a.lean_s for a in attempts),
+        "slot_wait_s": sum(a.wait_s for a in attempts),
         "mean_framework_overhead_ms_per_attempt": sum(overheads) / len(overheads) if overheads else 0.0,
         "max_framework_overhead_ms_per_attempt": max(overheads, default=0.0),
     }
