@@ -12,8 +12,8 @@ the REPL does (JSON lines up to a blank line) and answers with the responses rec
 Fault modes, for testing the pool's recovery: ``--crash-after N`` (exit without answering command N+1),
 ``--hang-after N`` (stop answering), ``--garbage-after N`` (answer with non-JSON), ``--slow-start S`` (sleep before
 reading), ``--memory-blowup-after N`` (allocate until the memory cap kills it), and ``--fault-rate P`` (each process
-picks one of crash/hang/garbage with probability P, after a random number of commands; ``--fault-seed`` seeds it
-together with the process id). ``--delay S`` waits S seconds before each answer, standing in for Lean's work.
+picks one of crash/hang/garbage with probability P, after a random number of commands; ``--fault-seed`` seeds it;
+with ``--fault-counter FILE`` exactly that fraction of the started processes is faulty). ``--delay S`` waits S seconds before each answer, standing in for Lean's work.
 
 Run: ``python -m malot.testing.repl_replay --mode lookup tests/data/repl_transcripts``.
 """
@@ -107,11 +107,30 @@ class ReplayRepl:
         self.garbage_after: int | None = args.garbage_after
         self.blowup_after: int | None = args.memory_blowup_after
         if args.fault_rate > 0:
+            self._pick_fault(args)
+
+    def _pick_fault(self, args: argparse.Namespace) -> None:
+        """Become faulty with probability ``--fault-rate``; with ``--fault-counter FILE``, exactly that fraction
+        of the processes started (the i-th process reads and bumps the counter under a file lock)."""
+        if args.fault_counter:
+            import fcntl
+
+            with open(args.fault_counter, "a+") as fh:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+                fh.seek(0)
+                i = int(fh.read().strip() or 0)
+                fh.seek(0)
+                fh.truncate()
+                fh.write(str(i + 1))
+            faulty = int((i + 1) * args.fault_rate) > int(i * args.fault_rate)
+            rng = random.Random(f"{args.fault_seed}-{i}")
+            fault = ["crash", "hang", "garbage"][int(i * args.fault_rate) % 3]
+        else:
             rng = random.Random(f"{args.fault_seed}-{os.getpid()}-{time.time_ns()}")
-            if rng.random() < args.fault_rate:
-                after = rng.randint(0, args.fault_max_after)
-                fault = rng.choice(["crash", "hang", "garbage"])
-                setattr(self, f"{fault}_after", after)
+            faulty = rng.random() < args.fault_rate
+            fault = rng.choice(["crash", "hang", "garbage"])
+        if faulty:
+            setattr(self, f"{fault}_after", rng.randint(0, args.fault_max_after))
 
     def answer(self, command: dict[str, Any]) -> str:
         if self.mode == "sequence":
@@ -156,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--fault-seed", default="0")
     parser.add_argument("--fault-max-after", type=int, default=20)
+    parser.add_argument("--fault-counter", help="file counting started processes (exact fault fraction)")
     args = parser.parse_args(argv)
     repl = ReplayRepl(load_transcripts(args.transcripts), args)
     if args.slow_start:

@@ -111,7 +111,7 @@ def test_target_from_source() -> None:
 def test_split_header() -> None:
     header, body, offset = split_header(HEADER + "theorem x : 1 = 1 := rfl\n")
     assert header == "import Mathlib\nset_option maxHeartbeats 400000\nopen BigOperators Real Nat Topology Rat"
-    assert body == "\ntheorem x : 1 = 1 := rfl\n" and offset == 5  # body line 1 is line 6 of the snippet
+    assert body == "theorem x : 1 = 1 := rfl\n" and offset == 6  # body line 1 is line 7 of the snippet
     header, body, offset = split_header("import Mathlib\nopen Real in\ntheorem x : 1 = 1 := rfl")
     assert header == "import Mathlib" and body.startswith("open Real in") and offset == 1
 

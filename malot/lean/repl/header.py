@@ -26,7 +26,7 @@ def _is_header_line(view_line: str) -> bool:
 def split_header(code: str) -> tuple[str, str, int]:
     """``(header, body, line_offset)``: leading header lines, the rest, and how many lines the header spans.
 
-    Comment-only and blank lines before the first body line belong to the header; continuation lines of an
+    Blank lines between header and body belong to the header (comment-only lines to the body); continuation lines of an
     ``open``/``import`` (indented) too. Whitespace-only differences do not change the header text returned.
     """
     lines = code.split("\n")
@@ -42,6 +42,8 @@ def split_header(code: str) -> tuple[str, str, int]:
             continue
         break
     cut = last_header + 1
+    while cut < len(lines) and not lines[cut].strip():  # blank lines after the header go with it
+        cut += 1
     header_lines = [ln.rstrip() for ln in lines[:cut] if ln.strip()]
     header = "\n".join(header_lines)
     body = "\n".join(lines[cut:])
