@@ -12,7 +12,7 @@ import pytest
 from malot.lean.file_backend import LeanFileVerifier
 from malot.llm import GenerationRequest, ScriptedLLM, prompt_text
 from malot.provers import Problem, Prover
-from tests.provers.conftest import load_suite, lot_answers, problem_of, settings
+from .helpers import load_suite, lot_answers, problem_of, settings
 
 SUITE = load_suite()
 BY_NAME = {r["name"]: r for r in SUITE}
