@@ -88,6 +88,8 @@ def report_plots(summary: dict[str, Any], out: Path) -> dict[str, Path]:
 def comparison_plot(data: dict[str, Any], path: Path) -> Path:
     """A two-panel plot: solved counts (both / A only / B only) and the two pass@k curves."""
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2), dpi=120)
     la, lb = data["a"]["run_id"], data["b"]["run_id"]
     labels = ["both", f"only A\n{la}", f"only B\n{lb}", "neither"]
@@ -108,6 +110,8 @@ def comparison_plot(data: dict[str, Any], path: Path) -> Path:
                 color=color,
                 label=f"{key.upper()}: {data[key]['run_id']}",
             )
+    right.xaxis.set_major_locator(MaxNLocator(integer=True))
+    left.set_ylim(0, max(counts, default=1) * 1.15 + 0.5)
     right.set_xlabel("k")
     right.set_ylabel("pass@k (%)")
     right.set_ylim(0, 105)

@@ -12,6 +12,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from malot.errors import BackendUnavailableError
 from malot.eval.metrics import category_table, compute_ledger, pass_at_k_curve
 from malot.eval.store import ResultsStore
 
@@ -66,6 +67,18 @@ def summarize(store: ResultsStore) -> dict[str, Any]:
         "open_problems": [r.name for r in rows if r.status != "done"],
         "errors": {r.name: r.error for r in done if r.error},
         "defects": {r.name: {"reason": r.defect, "solved": r.solved} for r in rows if r.defect},
+        "per_problem": {
+            r.name: {
+                "category": r.category,
+                "split": r.split,
+                "n": r.n,
+                "c": r.c,
+                "solved": r.solved,
+                "wall_s": r.wall_s,
+                "status": r.status,
+            }
+            for r in rows
+        },
         "proofs": {r.name: r.proof for r in solved if r.proof},
     }
 
@@ -87,7 +100,10 @@ def write_report(store: ResultsStore, out_dir: str | Path | None = None, *, plot
     summary = summarize(store)
     written: dict[str, Path] = {}
     if plots:
-        written.update(plotting.report_plots(summary, out))
+        try:
+            written.update(plotting.report_plots(summary, out))
+        except BackendUnavailableError as exc:  # the report is still useful without its plots
+            summary["plots_missing"] = str(exc)
     json_path = out / "report.json"
     json_path.write_text(json.dumps(summary, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     md_path = out / "report.md"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from malot.cli.app import main
+from tests.eval.toy_solver import verifies
 
 SUITE = Path(__file__).resolve().parents[1] / "data" / "prelude_suite" / "prelude_suite.jsonl"
 TOY = ["--solver", "tests.eval.toy_solver:toy_solver", "--model", "toy", "--no-progress"]
@@ -39,7 +40,10 @@ def test_run_report_compare(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert main(["eval", "compare", str(a), str(b), "--json"]) == 0
     cmp = json.loads(capsys.readouterr().out)
     assert cmp["common_problems"] == 20
-    assert set(cmp["only_b"]) == set()  # b's one sample is a's first sample: nothing b solves that a misses
+    names = [json.loads(line)["name"] for line in SUITE.read_text(encoding="utf-8").splitlines()][:20]
+    assert cmp["only_b"] == []  # b's one sample is a's first sample: nothing b solves that a misses
+    assert cmp["only_a"] == [n for n in names if not verifies(n, 0) and (verifies(n, 1) or verifies(n, 2))]
+    assert cmp["solved_by_both"] == [n for n in names if verifies(n, 0)]
     assert Path(cmp["files"]["plot"]).is_file()
 
 
