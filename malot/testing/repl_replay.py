@@ -13,7 +13,8 @@ Fault modes, for testing the pool's recovery: ``--crash-after N`` (exit without 
 ``--hang-after N`` (stop answering), ``--garbage-after N`` (answer with non-JSON), ``--slow-start S`` (sleep before
 reading), ``--memory-blowup-after N`` (allocate until the memory cap kills it), and ``--fault-rate P`` (each process
 picks one of crash/hang/garbage with probability P, after a random number of commands; ``--fault-seed`` seeds it;
-with ``--fault-counter FILE`` exactly that fraction of the started processes is faulty). ``--delay S`` waits S seconds before each answer, standing in for Lean's work.
+with ``--fault-counter FILE`` exactly that fraction of the started processes is faulty). ``--delay S`` waits
+S seconds before each answer, standing in for Lean's work.
 
 Run: ``python -m malot.testing.repl_replay --mode lookup tests/data/repl_transcripts``.
 """

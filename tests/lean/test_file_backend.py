@@ -29,7 +29,8 @@ noncomputable def f (n : MyNat) : MyNat := MyNat.rec two (fun _ ih => mul ih ih)
 TARGET = TargetTheorem(header=PRELUDE, statement="theorem foo : Eq' (add two two) (mul two two) :=")
 FIVE = "(MyNat.succ (MyNat.succ (MyNat.succ (MyNat.succ (MyNat.succ MyNat.zero)))))"
 # Refuting f 5 = succ (f 5) makes Lean evaluate 2^32 in unary: it runs for many seconds.
-SLOW = PRELUDE + f"set_option maxHeartbeats 0\nset_option maxRecDepth 100000000\ntheorem slow : Eq' (f {FIVE}) (MyNat.succ (f {FIVE})) := Eq'.refl\n"
+SLOW = PRELUDE + "set_option maxHeartbeats 0\nset_option maxRecDepth 100000000\n"
+SLOW += f"theorem slow : Eq' (f {FIVE}) (MyNat.succ (f {FIVE})) := Eq'.refl\n"
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from malot.lean.splice import extract_code, parse_statement
 
 REPO = Path(__file__).resolve().parents[2]
 HEADER = "import Mathlib\n\nset_option maxHeartbeats 400000\n\nopen BigOperators Real Nat Topology Rat\n\n"
-TARGET = TargetTheorem(header=HEADER, statement="theorem t1 (a b : ℕ) (h : a = b) : b = a := by")
+STMT = "theorem t1 (a b : ℕ) (h : a = b) : b = a"
+TARGET = TargetTheorem(header=HEADER, statement=STMT + " := by")
 
 
 # --- lexer ----------------------------------------------------------------------------------------------------
@@ -100,7 +101,8 @@ def test_empty_and_wrong_name_are_rejected() -> None:
 
 
 def test_target_from_source() -> None:
-    src = "import Mathlib\nopen Real\n\nlemma helper : True := trivial\n\n@[simp] lemma main (x : ℝ) : x = x := by\n  rfl\n"
+    src = "import Mathlib\nopen Real\n\nlemma helper : True := trivial\n\n"
+    src += "@[simp] lemma main (x : ℝ) : x = x := by\n  rfl\n"
     target = target_from_source(src)
     assert target.name == "main"
     assert target.header == "import Mathlib\nopen Real\n"
@@ -126,46 +128,46 @@ CHEATS: dict[str, tuple[str, str]] = {
     "sorryAx escaped": ("exact «sorryAx» _ false", "sorryAx"),
     "ofReduceBool": ("exact Lean.ofReduceBool _ _ rfl", "Lean.ofReduceBool"),
     "trustCompiler": ("have := Lean.trustCompiler\n  omega", "Lean.trustCompiler"),
-    "axiom": ("axiom cheat : ∀ a b : ℕ, a = b → b = a\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := cheat a b h", "axiom"),
+    "axiom": (f"axiom cheat : ∀ a b : ℕ, a = b → b = a\n{STMT} := cheat a b h", "axiom"),
     "#exit": ("omega\n#exit", "#exit"),
     "#eval": ("omega\n#eval 1", "#eval"),
     "other command": ("omega\n#guard_msgs in\nexample : True := trivial", "command"),
     "run_cmd": ("omega\nrun_cmd pure ()", "run_cmd"),
     "run_elab": ("omega\nrun_elab pure ()", "run_elab"),
     "run_meta": ("omega\nrun_meta pure ()", "run_meta"),
-    "elab": ('elab "cheat" : tactic => pure ()\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  cheat', "elab"),
-    "macro": ('macro "cheat" : tactic => `(tactic| sorry)\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by cheat', "macro"),
-    "syntax": ('syntax "cheat" : tactic\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "syntax"),
-    "notation": ('notation "ok" => sorry\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := ok', "notation"),
-    "infix": ('infix:50 " ≈≈ " => Eq\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "notation"),
+    "elab": (f'elab "cheat" : tactic => pure ()\n{STMT} := by\n  cheat', "elab"),
+    "macro": (f'macro "cheat" : tactic => `(tactic| sorry)\n{STMT} := by cheat', "macro"),
+    "syntax": (f'syntax "cheat" : tactic\n{STMT} := by\n  omega', "syntax"),
+    "notation": (f'notation "ok" => sorry\n{STMT} := ok', "notation"),
+    "infix": (f'infix:50 " ≈≈ " => Eq\n{STMT} := by\n  omega', "notation"),
     "macro_rules": (
-        "macro_rules | `(tactic| omega) => `(tactic| sorry)\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        f"macro_rules | `(tactic| omega) => `(tactic| sorry)\n{STMT} := by\n  omega",
         "macro_rules",
     ),
     "skipKernelTC": (
-        "set_option debug.skipKernelTC true in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        f"set_option debug.skipKernelTC true in\n{STMT} := by\n  omega",
         "set_option debug.skipKernelTC",
     ),
-    "unsafe": ("unsafe def f : ℕ := 0\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "unsafe"),
-    "partial": ("partial def f : ℕ → ℕ := f\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "partial"),
+    "unsafe": (f"unsafe def f : ℕ := 0\n{STMT} := by\n  omega", "unsafe"),
+    "partial": (f"partial def f : ℕ → ℕ := f\n{STMT} := by\n  omega", "partial"),
     "implemented_by": (
-        "@[implemented_by id] def f : ℕ → ℕ := id\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        f"@[implemented_by id] def f : ℕ → ℕ := id\n{STMT} := by\n  omega",
         "implemented_by",
     ),
-    "extern": ('@[extern "f"] opaque f : ℕ\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega', "extern"),
+    "extern": (f'@[extern "f"] opaque f : ℕ\n{STMT} := by\n  omega', "extern"),
     "native_decide": ("native_decide", "native_decide"),
     "decide +native": ("decide +native", "native_decide"),
-    "initialize": ("initialize pure ()\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "initialize"),
-    "open private": ("open private foo in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "open private"),
+    "initialize": (f"initialize pure ()\n{STMT} := by\n  omega", "initialize"),
+    "open private": (f"open private foo in\n{STMT} := by\n  omega", "open private"),
     "local instance before": (
-        "local instance : LE ℕ := ⟨fun _ _ => True⟩\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        f"local instance : LE ℕ := ⟨fun _ _ => True⟩\n{STMT} := by\n  omega",
         "local instance",
     ),
     "instance before": (
-        "instance (priority := high) : LE ℕ := ⟨fun _ _ => True⟩\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega",
+        f"instance (priority := high) : LE ℕ := ⟨fun _ _ => True⟩\n{STMT} := by\n  omega",
         "instance before statement",
     ),
-    "open in before": ("open Nat in\ntheorem t1 (a b : ℕ) (h : a = b) : b = a := by\n  omega", "open in"),
+    "open in before": (f"open Nat in\n{STMT} := by\n  omega", "open in"),
     "apply?": ("apply?", "apply?"),
     "exact?": ("exact?", "exact?"),
 }
