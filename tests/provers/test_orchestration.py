@@ -13,6 +13,7 @@ from malot.agents import Budget
 from malot.lean.file_backend import LeanFileVerifier
 from malot.llm import GenerationRequest, GenerationResult, ScriptedLLM, prompt_text
 from malot.provers import Prover
+
 from .helpers import load_suite, lot_answers, problem_of, settings
 
 pytestmark = pytest.mark.lean

@@ -12,6 +12,7 @@ import pytest
 from malot.lean.file_backend import LeanFileVerifier
 from malot.llm import GenerationRequest, ScriptedLLM, prompt_text
 from malot.provers import Problem, Prover
+
 from .helpers import load_suite, lot_answers, problem_of, settings
 
 SUITE = load_suite()
