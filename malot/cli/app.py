@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "retrieval": ("malot.cli.retrieval", "Demonstration retrieval: train UDR, build indexes, query them."),
     "tools": ("malot.cli.tools", "List, show and run tools from plugins (model merging, ...)."),
     "verify": ("malot.cli.verify", "Check Lean proofs with the acceptance rule."),
+    "serve": ("malot.cli.serve", "Serve the HTTP API: proving jobs with streaming, and proof verification."),
 }
 
 

@@ -64,9 +64,11 @@ def create_app(
     queue_size: int = 50,
     workers: int = 4,
     api_keys: frozenset[str] | None = None,
+    on_startup: Callable[[], Awaitable[Any]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
-    """Build the FastAPI application. ``runner`` runs proving jobs; ``verify`` checks single proofs."""
+    """Build the FastAPI application. ``runner`` runs proving jobs; ``verify`` checks single proofs;
+    ``on_startup`` / ``on_shutdown`` open and close what they use (e.g. a :class:`ProverRuntime`)."""
     from fastapi import Depends, FastAPI, Header, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
@@ -76,6 +78,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        if on_startup is not None:
+            await on_startup()
         async with manager:
             yield
         if on_shutdown is not None:
@@ -187,7 +191,7 @@ def create_app(
                 results.append(KiminaResult(custom_id=item.custom_id, error="give 'proof' or 'code'"))
                 continue
             try:
-                verdict = await verify(VerifyRequest(code=code, timeout=request.timeout))
+                verdict = await verify(VerifyRequest(code=code, timeout=request.timeout, always_check=True))
             except MalotError as exc:
                 results.append(KiminaResult(custom_id=item.custom_id, error=str(exc)))
                 continue

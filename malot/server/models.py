@@ -101,6 +101,7 @@ class VerifyRequest(_Strict):
     proof: str | None = Field(None, max_length=MAX_PROOF_CHARS)
     timeout: float = Field(60.0, gt=0, le=3600)
     screen_only: bool = False
+    always_check: bool = Field(False, description="run Lean even when the screen rejects, to return its messages")
 
     @model_validator(mode="after")
     def _shape(self) -> VerifyRequest:

@@ -1,0 +1,204 @@
+"""The HTTP API on the real prover: a scripted LLM and the real Lean 4.35 (prelude theorems) decide every verdict.
+
+Through httpx's ASGI transport: submit, stream, result, cancel, and Kimina-shaped ``/verify``. Through a real
+uvicorn on 127.0.0.1 (``malot serve`` in a subprocess): 200 concurrent submissions against a queue of 50, and a
+kill -9 / restart in the middle of the run that loses no accepted job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from malot.config import Settings
+from malot.lean.file_backend import LeanFileVerifier
+from malot.llm import GenerationRequest, GenerationResult
+from malot.llm.fake import ScriptedLLM
+from malot.server.app import create_app
+from malot.server.runtime import ProverRuntime
+from malot.testing.server import ServerProcess, submit_burst, wait_all_finished
+from tests.provers.helpers import load_suite, lot_answers
+
+from .test_jobs_api import _App, _sse, _wait_done
+
+SUITE = load_suite()
+BY_NAME = {r["name"]: r for r in SUITE}
+
+pytestmark = pytest.mark.lean
+
+
+def _settings(**prover: Any) -> Settings:
+    return Settings.model_validate({"prover": prover, "retrieval": {"retriever": "none", "k": 0}})
+
+
+class GatedLLM:
+    """Delegates to a scripted model once ``gate`` is set (to hold a job in flight)."""
+
+    def __init__(self, inner: ScriptedLLM, gate: asyncio.Event) -> None:
+        self.inner = inner
+        self.gate = gate
+        self.capabilities = inner.capabilities
+        self.name = "gated"
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        await self.gate.wait()
+        return await self.inner.generate(requests)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+    async def __aenter__(self) -> GatedLLM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@pytest.fixture
+async def runtime(lean_exe: Path) -> AsyncIterator[ProverRuntime]:
+    llm = ScriptedLLM(lot_answers(BY_NAME, wrong_rounds=1))
+    async with (
+        LeanFileVerifier(lean_exe, workers=2, sandbox="off") as verifier,
+        ProverRuntime(_settings(samples=1, rounds=2), llm=llm, verifier=verifier) as rt,
+    ):
+        yield rt
+
+
+async def test_submit_stream_result_with_real_lean(runtime: ProverRuntime) -> None:
+    record = SUITE[3]
+    app = create_app(runner=runtime.run, verify=runtime.verify)
+    async with _App(app) as client:
+        body = {"statement": record["statement"], "header": record["header"], "strategy": "ma-lot", "rounds": 2}
+        job = (await client.post("/v1/jobs", json=body)).json()
+        events = await _sse(client, job["events_url"])
+        kinds = [e["event"] for e in events]
+        assert kinds[:3] == ["queued", "started", "attempt"]
+        verdicts = [e["data"]["outcome"] for e in events if e["event"] == "verdict"]
+        assert verdicts == ["failed", "verified"]  # the wrong proof first, then the corrected one
+        failed = next(e for e in events if e["event"] == "verdict")
+        assert failed["data"]["errors"]
+        proof = next(e for e in events if e["event"] == "proof")["data"]["proof"]
+        assert record["statement"] in proof and record["proof"] in proof
+        assert events[-1]["event"] == "finished" and events[-1]["data"]["status"] == "proved"
+        view = (await client.get(job["result_url"])).json()
+        assert view["status"] == "proved" and view["result"]["proof_round"] == 1
+
+
+async def test_cancel_with_the_real_prover(lean_exe: Path) -> None:
+    gate = asyncio.Event()
+    llm = GatedLLM(ScriptedLLM(lot_answers(BY_NAME)), gate)
+    async with (
+        LeanFileVerifier(lean_exe, workers=1, sandbox="off") as verifier,
+        ProverRuntime(_settings(samples=2), llm=llm, verifier=verifier) as rt,
+        _App(create_app(runner=rt.run, verify=rt.verify)) as client,
+    ):
+        record = SUITE[0]
+        body = {"statement": record["statement"], "header": record["header"]}
+        job = (await client.post("/v1/jobs", json=body)).json()
+        for _ in range(200):
+            if (await client.get(job["result_url"])).json()["status"] == "running":
+                break
+            await asyncio.sleep(0.01)
+        await client.post(f"/v1/jobs/{job['job_id']}/cancel")
+        view = await _wait_done(client, job["job_id"])
+        assert view["status"] == "cancelled"
+        gate.set()
+        # the server still proves the next job
+        job2 = (await client.post("/v1/jobs", json=body)).json()
+        assert (await _wait_done(client, job2["job_id"]))["status"] == "proved"
+
+
+GOOD = """prelude
+inductive MyNat where
+  | zero : MyNat
+  | succ : MyNat → MyNat
+
+inductive Eq' {α : Sort u} (a : α) : α → Prop where
+  | refl : Eq' a a
+
+theorem zero_refl : Eq' MyNat.zero MyNat.zero := Eq'.refl
+"""
+BAD = GOOD.replace("Eq' MyNat.zero MyNat.zero :=", "Eq' MyNat.zero (MyNat.succ MyNat.zero) :=")
+
+
+async def test_verify_endpoints_with_real_lean(runtime: ProverRuntime) -> None:
+    record = SUITE[5]
+    async with _App(create_app(runner=runtime.run, verify=runtime.verify)) as client:
+        one = await client.post(
+            "/v1/verify",
+            json={"header": record["header"], "statement": record["statement"], "proof": record["proof"]},
+        )
+        assert one.status_code == 200 and one.json()["accepted"] is True
+        assert one.json()["result"]["flags"]["axioms_allowed"] is True
+        wrong = await client.post(
+            "/v1/verify",
+            json={"header": record["header"], "statement": record["statement"], "proof": record["wrong_proof"]},
+        )
+        assert wrong.json()["accepted"] is False and wrong.json()["result"]["flags"]["no_errors"] is False
+        kimina = await client.post(
+            "/verify",
+            json={"codes": [{"custom_id": "good", "proof": GOOD}, {"custom_id": "bad", "code": BAD}], "timeout": 60},
+        )
+        results = {r["custom_id"]: r for r in kimina.json()["results"]}
+        assert results["good"]["error"] is None and results["good"]["response"]["accepted"] is True
+        assert not [m for m in results["good"]["response"]["messages"] if m["severity"] == "error"]
+        bad_response = results["bad"]["response"]
+        assert bad_response["accepted"] is False
+        assert any(m["severity"] == "error" and "endPos" in m for m in bad_response["messages"])
+        # a whole file is untrusted: the axioms in the suite's own header are rejected, but Lean's messages come back
+        whole = record["header"] + record["statement"] + "\n  " + record["proof"] + "\n"
+        flagged = (await client.post("/verify", json={"codes": [{"custom_id": "h", "code": whole}]})).json()
+        response = flagged["results"][0]["response"]
+        assert response["accepted"] is False and any("axiom" in v for v in response["violations"])
+        assert not [m for m in response["messages"] if m["severity"] == "error"]
+        screened = await client.post("/v1/verify", json={"code": GOOD.replace("Eq'.refl\n", "sorry\n")})
+        assert screened.json()["accepted"] is False
+
+
+@pytest.mark.slow
+async def test_load_200_submissions_queue_50_and_restart_mid_run(lean_exe: Path, tmp_path: Path) -> None:
+    records = SUITE[:20]
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({f"theorem {r['name']} ": f"  {r['proof']}\n```" for r in records}))
+    config = tmp_path / "malot.toml"
+    config.write_text(
+        '[prover]\nstrategy = "whole-proof"\ntemplate = "deepseek-prover-v1.5"\nsamples = 1\n'
+        '[retrieval]\nretriever = "none"\nk = 0\n[lean]\nsandbox = "off"\npool_size = 2\n'
+    )
+    store = tmp_path / "jobs.sqlite"
+    args = [
+        "--model",
+        f"script:{script}",
+        "--lean",
+        str(lean_exe),
+        "--store",
+        str(store),
+        "--queue-size",
+        "50",
+        "--workers",
+        "2",
+    ]
+    bodies = [{"statement": r["statement"], "header": r["header"]} for r in records * 10]
+    server = ServerProcess(args, config=config, log=tmp_path / "server.log").start()
+    try:
+        burst = await submit_burst(server.url, bodies)
+        assert len(burst.accepted) + burst.rejected_429 == 200 and burst.other == []
+        assert 50 <= len(burst.accepted) <= 54  # the queue, plus the jobs workers already took
+        assert burst.rejected_429 >= 146 and min(burst.retry_after) >= 1
+        await asyncio.sleep(0.3)
+        server.kill()  # SIGKILL mid-run: some jobs done, some running, most queued
+        server = ServerProcess(args, config=config, port=server.port, log=tmp_path / "server.log").start()
+        views = await wait_all_finished(server.url, burst.accepted, timeout_s=240)
+        assert len(views) == len(burst.accepted)
+        assert {v["status"] for v in views.values()} == {"proved"}
+        async with httpx.AsyncClient(base_url=server.url) as client:
+            health = (await client.get("/health")).json()
+        assert health["queued"] == 0 and health["running"] == 0
+    finally:
+        server.kill()
