@@ -234,7 +234,7 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> Dataset:
 _DECL = re.compile(
     r"^(?:@\[[^\]]*\]\s*)?(?:(?:private|protected|nonrec)\s+)*(theorem|lemma|example)\s+([^\s:({\[]*)", re.M
 )
-_DOC_BEFORE = re.compile(r"/--(.*?)-/\s*$", re.S)
+_DOC_BEFORE = re.compile(r"/--(.*?)-/\s*", re.S)
 _SORRY_TAIL = re.compile(r":=\s*(by\s+)?sorry\s*$", re.S)
 
 
@@ -261,8 +261,8 @@ def load_lean_project(path: str | Path, *, name: str | None = None) -> Dataset:
             continue
         first = decls[0].start()
         header_text = text[:first]
-        doc = _DOC_BEFORE.search(header_text)
-        header = header_text[: doc.start()] if doc else header_text
+        doc_start, _ = _doc_right_before(header_text)
+        header = header_text[:doc_start] if doc_start is not None else header_text
         for i, match in enumerate(decls):
             end = decls[i + 1].start() if i + 1 < len(decls) else len(text)
             chunk = text[match.start() : end]
@@ -281,9 +281,7 @@ def load_lean_project(path: str | Path, *, name: str | None = None) -> Dataset:
                 raise DatasetError(f"{file}:{lineno}: duplicate theorem {theorem_name!r} (also at {other})")
             seen[theorem_name] = where
             statement = chunk[: tail.start()].rstrip() + (" := by" if tail.group(1) else " :=")
-            before = text[: match.start()]
-            informal_match = _DOC_BEFORE.search(before)
-            informal = informal_match.group(1).strip() if informal_match else None
+            _, informal = _doc_right_before(text[: match.start()])
             problems.append(
                 BenchmarkProblem(
                     name=theorem_name, split=split, header=header, statement=statement, informal=informal, source=where
@@ -295,6 +293,17 @@ def load_lean_project(path: str | Path, *, name: str | None = None) -> Dataset:
             hint="a Lean project dataset is the theorems whose proof is `sorry` (e.g. MiniF2F's Lake project)",
         )
     return Dataset(name or root.stem, problems, str(root))
+
+
+def _doc_right_before(text: str) -> tuple[int | None, str | None]:
+    """Where the ``/-- ... -/`` doc comment that ends ``text`` starts, and its text (``None`` when there is none)."""
+    start = text.rfind("/--")
+    if start < 0:
+        return None, None
+    match = _DOC_BEFORE.fullmatch(text, start)
+    if match is None:
+        return None, None
+    return start, match.group(1).strip()
 
 
 def _split_from_path(rel: Path) -> str:

@@ -89,7 +89,7 @@ def test_lean_project_sorry_theorems(tmp_path: Path) -> None:
     )
     (tmp_path / "MiniF2F" / "Valid.lean").write_text(
         header
-        + "theorem amc12_2000_p1 (i m o : ℕ) (h₀ : i ≠ m) :\n    i + m + o ≤ 671 := by sorry\n\n"
+        + "/-- First. -/\ntheorem amc12_2000_p1 (i m o : ℕ) (h₀ : i ≠ m) :\n    i + m + o ≤ 671 := by sorry\n\n"
         + "theorem proved_already : 1 = 1 := by rfl\n\n"
         + "/-- Show that. -/\ntheorem imo_1959_p1 (n : ℕ) (h₀ : 0 < n) : Nat.gcd (21 * n + 4) (14 * n + 3) = 1 :=\n"
         + "  sorry\n",
@@ -102,7 +102,8 @@ def test_lean_project_sorry_theorems(tmp_path: Path) -> None:
     assert alg.split == "test" and alg.header == header and alg.informal == "Compute $|(-3)^2|$."
     assert alg.statement.startswith("theorem mathd_algebra_10") and alg.statement.endswith("= 10 := by")
     amc = data.get("amc12_2000_p1")
-    assert amc.split == "valid" and amc.statement.endswith("i + m + o ≤ 671 := by")
+    assert amc.split == "valid" and amc.statement.endswith("i + m + o ≤ 671 := by") and amc.informal == "First."
+    assert amc.header == header
     imo = data.get("imo_1959_p1")
     assert imo.statement.endswith("= 1 :=") and imo.informal == "Show that."
     assert data.select(split="valid").names() == ["amc12_2000_p1", "imo_1959_p1"]
