@@ -62,5 +62,5 @@ def lot_answers(suite: dict[str, dict[str, str]], *, wrong_rounds: int = 1) -> C
 @pytest.fixture
 async def lean_verifier(lean_exe: Path) -> AsyncIterator[LeanFileVerifier]:
     """The file backend on the real Lean 4.35 fixture."""
-    async with LeanFileVerifier(lean_exe, workers=4, sandbox="off") as verifier:
+    async with LeanFileVerifier(lean_exe, workers=6, sandbox="off") as verifier:
         yield verifier
