@@ -67,6 +67,7 @@ class LocalVllmServer:
         self.log_path = log_path or Path(tempfile.mkstemp(prefix="malot-vllm-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
         self.startup_s: float | None = None
+        self._launched_at = 0.0
 
     @property
     def base_url(self) -> str:
@@ -104,6 +105,13 @@ class LocalVllmServer:
 
     def start(self) -> None:
         """Start the server and wait until it answers ``/v1/models``; raise :class:`ServerStartError` if not."""
+        self.launch()
+        self.wait_ready()
+
+    def launch(self) -> None:
+        """Start the server process without waiting (call :meth:`wait_ready` later); a no-op if launched."""
+        if self.process is not None:
+            return
         env = dict(os.environ)
         env.update(
             HF_HUB_OFFLINE="1",
@@ -113,19 +121,28 @@ class LocalVllmServer:
             VLLM_NO_USAGE_STATS="1",
             DO_NOT_TRACK="1",
         )
-        started = time.monotonic()
+        self._launched_at = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
-        deadline = started + self.startup_timeout_s
+
+    def wait_ready(self) -> None:
+        """Wait until the launched server answers ``/v1/models``; stop it and raise :class:`ServerStartError` if
+        it exits or ``startup_timeout_s`` (counted from the launch) passes."""
+        if self.process is None:
+            self.launch()
+        assert self.process is not None
+        if self.startup_s is not None:
+            return
+        deadline = self._launched_at + self.startup_timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                self.stop()
-                raise ServerStartError(f"the vLLM server exited with code {self.process.returncode}{self._tail()}")
+                code = self.process.returncode
+                raise ServerStartError(f"the vLLM server exited with code {code}{self._tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
-                    self.startup_s = time.monotonic() - started
+                    self.startup_s = time.monotonic() - self._launched_at
                     return
             time.sleep(0.5)
         self.stop()

@@ -16,13 +16,17 @@ from malot.llm.infill import cut_infill_output, render_infill_text, trim_infill_
 torch = pytest.importorskip("torch")  # the hf extra is part of the dev install; this only guards odd set-ups
 
 
-@pytest.fixture(scope="module")
-def llama(tiny_llama: Path) -> TransformersLLM:
-    """One loaded tiny Llama for the module (loading is synchronous; the backend holds no other resources)."""
-    llm = load_llm(str(tiny_llama), backend="hf")
-    assert isinstance(llm, TransformersLLM)
-    llm.load_blocking()
-    return llm
+@pytest.fixture
+def llama(hf_llama: TransformersLLM) -> TransformersLLM:
+    """The session's tiny Llama on the transformers backend."""
+    return hf_llama
+
+
+async def test_load_llm_picks_the_transformers_backend_on_cpu(tiny_llama: Path) -> None:
+    from malot.llm.vllm_backend import VllmLLM
+
+    llm = load_llm(str(tiny_llama))  # backend "auto": vLLM on a CUDA GPU, else transformers
+    assert isinstance(llm, VllmLLM if torch.cuda.is_available() else TransformersLLM)
 
 
 def alnum_window(text: str) -> str:

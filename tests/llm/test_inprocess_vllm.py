@@ -1,0 +1,74 @@
+"""The vLLM in-process backend (AsyncLLM engine) on vLLM's CPU build with the tiny Llama.
+
+One engine start serves every check (starting it dominates the time on 2 cores)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from malot.config import LLMSettings, VllmEngineSettings
+from malot.errors import CapabilityError
+from malot.llm import ChatMessage, GenerationRequest, InfillPrompt, SamplingParams, load_llm
+from malot.llm.hf_backend import TransformersLLM
+from malot.llm.vllm_backend import VllmLLM, engine_args_from_settings
+
+pytestmark = pytest.mark.slow
+
+
+def test_engine_options_are_passed_through() -> None:
+    engine = VllmEngineSettings(
+        tensor_parallel_size=2, dtype="bfloat16", max_model_len=4096, gpu_memory_utilization=0.5, enforce_eager=True
+    )
+    args = engine_args_from_settings("m", engine, kv_cache_memory_bytes=123)
+    assert args["tensor_parallel_size"] == 2 and args["dtype"] == "bfloat16" and args["max_model_len"] == 4096
+    assert args["gpu_memory_utilization"] == 0.5 and args["enforce_eager"] is True
+    assert args["enable_prefix_caching"] is True and args["kv_cache_memory_bytes"] == 123
+
+
+async def test_in_process_engine(tiny_llama: Path, hf_llama: TransformersLLM) -> None:
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    settings = LLMSettings(
+        model=str(tiny_llama),
+        backend="vllm",
+        vllm=VllmEngineSettings(dtype="float32", max_model_len=512, enforce_eager=True),
+    )
+    llm = load_llm(settings, engine_options={"distributed_executor_backend": "uni"})
+    assert isinstance(llm, VllmLLM)
+    async with llm:
+        caps = llm.capabilities
+        assert caps.prompt_logprobs and caps.chat and not caps.logits_processors and caps.max_context == 512
+        prompt, continuation = "theorem foo (n : ℕ) :", " n + 0 = n := by simp"
+        sample = SamplingParams(n=4, temperature=1.0, max_tokens=10, logprobs=0, seed=5)
+        greedy = SamplingParams(temperature=0.0, max_tokens=24)
+        chat = [ChatMessage(role="user", content="Prove it.")]
+        text, conversation, scored, full, hole = await llm.generate(
+            [
+                GenerationRequest(prompt="theorem foo (a : ℕ) :", params=sample),
+                GenerationRequest(prompt=chat, params=SamplingParams(n=2, max_tokens=6)),
+                GenerationRequest(prompt=prompt, score_continuation=continuation),
+                GenerationRequest(prompt="lemma bar :", params=greedy),
+                GenerationRequest(prompt=InfillPrompt(prefix="def f(x):", suffix="return y"), params=greedy),
+            ]
+        )
+        assert len(text.completions) == 4 and len(set(text.texts)) > 1
+        for c in text.completions:
+            assert c.logprobs is not None and len(c.logprobs) == c.tokens <= 10
+        assert len(conversation.completions) == 2 and conversation.prompt_tokens > 5
+        # the same numbers as the transformers backend computes from the same weights
+        (reference,) = await hf_llama.generate([GenerationRequest(prompt=prompt, score_continuation=continuation)])
+        assert scored.continuation_logprobs == pytest.approx(reference.continuation_logprobs, abs=1e-3)
+        # stop strings: cut where the greedy text had the stop string
+        greedy_text = full.completions[0].text
+        windows = (greedy_text[i : i + 2] for i in range(len(greedy_text) // 3, len(greedy_text) - 1))
+        stop = next(w for w in windows if w.isascii() and w.isalnum())
+        stop_params = SamplingParams(temperature=0.0, max_tokens=24, stop=[stop])
+        (cut,) = await llm.generate([GenerationRequest(prompt="lemma bar :", params=stop_params)])
+        assert cut.completions[0].text == greedy_text[: greedy_text.find(stop)]
+        assert cut.completions[0].finish_reason == "stop"
+        assert hole.completions[0].finish_reason in ("stop", "unfinished")
+        with pytest.raises(CapabilityError, match="logits processors"):
+            await llm.generate([GenerationRequest(prompt="x", logits_processors=[lambda ids, scores: scores])])
+    assert llm.engine is None
