@@ -72,3 +72,15 @@ def test_feedback_marks_errors_inline() -> None:
     marked = "theorem t (h : p) : q := by\n  skip\n  -- error (line 2, column 2): unsolved goals"
     assert mark_errors(code, messages) == marked
     assert "goal state at the error:\nh : p\n⊢ q" in format_errors(messages)
+
+
+@pytest.mark.lean
+def test_readme_example_runs(lean_exe: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Proving", 1)[1]
+    code = section.split("```python\n", 1)[1].split("\n```", 1)[0]
+    code = code.replace('"/tmp/malot-lean"', repr(str(lean_exe.parent)))
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    out = capsys.readouterr().out
+    assert out.startswith("True in round 1 | verdicts: ['failed', 'verified']")
+    assert "theorem zero_eq : Eq' MyNat.zero MyNat.zero :=\n  Eq'.refl" in out
