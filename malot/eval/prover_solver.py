@@ -15,15 +15,19 @@ import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
-from malot.agents import Budget, Executor
+from malot.agents import Budget, Executor, JsonlTraceWriter
 from malot.config import Settings
 from malot.eval.problems import BenchmarkProblem
 from malot.eval.records import AttemptRecord, ProblemOutcome, prompt_hash
 from malot.eval.solver import AttemptSink, ProblemBudget
 
-__all__ = ["ProverSolver", "prover_solver"]
+__all__ = ["TRACE_NAME", "ProverSolver", "prover_solver"]
+
+#: The executor trace of a run, next to its results store.
+TRACE_NAME = "trace.jsonl"
 
 
 class _PromptRecorder:
@@ -214,14 +218,19 @@ async def prover_solver(settings: Settings, *, llm: Any = None, verifier: Any = 
     """The default solver factory: one Prover (LLM + Lean verifier) and one executor for the whole run.
 
     ``llm`` / ``verifier`` objects, when given, are used instead of building them from the settings (and are not
-    closed), e.g. a :class:`~malot.llm.fake.ScriptedLLM` answering from a function in tests.
+    closed), e.g. a :class:`~malot.llm.fake.ScriptedLLM` answering from a function in tests. With
+    ``output.trace`` on, every executor event is appended to ``<output.dir>/trace.jsonl`` (the runner points
+    ``output.dir`` at the run folder).
     """
     from malot.provers.api import Prover
 
     ex = settings.executor
     lean_slots = ex.lean_slots or settings.lean.pool_size or max(1, (os.cpu_count() or 2) - 1)
+    trace = JsonlTraceWriter(Path(settings.output.dir) / TRACE_NAME) if settings.output.trace else None
     async with Prover(settings, llm=llm, verifier=verifier) as prover:
-        executor = Executor(limits={"llm": ex.llm_slots, "lean": lean_slots}, attempt_timeout=ex.attempt_timeout_s)
+        executor = Executor(
+            limits={"llm": ex.llm_slots, "lean": lean_slots}, trace=trace, attempt_timeout=ex.attempt_timeout_s
+        )
         try:
             yield ProverSolver(settings, prover, executor)
         finally:

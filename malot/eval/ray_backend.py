@@ -150,6 +150,7 @@ class RayBackend:
             count = self._worker_count(ray)
             for index in range(count):
                 worker_settings = settings.model_copy(deep=True)
+                worker_settings.output.trace = False  # workers must not share one trace file
                 if self.worker_models:
                     worker_settings.llm.model = self.worker_models[index % len(self.worker_models)]
                 actors.append(

@@ -155,6 +155,12 @@ class EvalRunner:
         self.listener = listener
         self.budget = budget or budget_from_settings(settings)
 
+    def solver_settings(self) -> Settings:
+        """The settings solvers get: the run's, with ``output.dir`` pointing at the run folder (for traces)."""
+        settings = self.settings.model_copy(deep=True)
+        settings.output.dir = self.store.run_dir
+        return settings
+
     async def run(self) -> RunSummary:
         """Solve every open problem; an interruption leaves committed work in place for ``--resume``."""
         began = time.perf_counter()
@@ -167,7 +173,7 @@ class EvalRunner:
             if self.listener is not None:
                 self.listener.start(counts["total"], counts["done"], counts["solved"])
             if problems:
-                await self.backend.solve_all(problems, self.budget, self.settings, recorder)
+                await self.backend.solve_all(problems, self.budget, self.solver_settings(), recorder)
             status = "finished"
         except MalotError:
             status = "failed"

@@ -106,6 +106,10 @@ def test_whole_proof_evaluation_of_the_prelude_suite(
         summary = summarize(store)
         assert summary["ledger"]["samples"] == 160 and summary["ledger"]["lean_cpu_s"] > 0
         assert summary["ledger"]["per_solved"]["samples"] == pytest.approx(160 / 32)
+    from malot.agents import read_trace
+
+    trace = read_trace(out / "trace.jsonl").summary()
+    assert trace["groups"] == 40 and trace["solved"] == 32 and trace["attempts"] == 40 * SAMPLES
     for name in ("report.md", "report.json", "pass_at_k.png", "solved_by_category.png", "verification_time.png"):
         assert (out / "report" / name).stat().st_size > 200
 
