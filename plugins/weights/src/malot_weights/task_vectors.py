@@ -342,7 +342,8 @@ def atlas(args: AtlasInput) -> AtlasOutput:
     torch.manual_seed(args.seed)
     model = load_causal_lm(args.base)
     tokenizer = load_tokenizer(args.base)
-    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the stored tensors only: a tied output embedding is not a separate parameter to scale
+    base = load_state_dict(args.base)
     vectors = [task_vector(load_state_dict(m), base) for m in args.models]
     texts = load_texts(args.data)
     batches: list[Any] = []
@@ -380,7 +381,7 @@ def atlas(args: AtlasInput) -> AtlasOutput:
         loss_fn=lm_loss,
     )
     out = Path(args.output)
-    model.load_state_dict(result.state)
+    model.load_state_dict(result.state, strict=False)
     hf_model: Any = model  # a transformers PreTrainedModel
     hf_model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
