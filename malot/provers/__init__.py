@@ -20,7 +20,7 @@ from malot.provers.agents import (
     VerifierAgent,
     WholeProofAgent,
 )
-from malot.provers.api import AttemptSummary, ProofResult, Prover, prove, resolve_setup
+from malot.provers.api import AttemptSummary, ProofResult, Prover, prove, resolve_setup, trace_summary
 from malot.provers.extraction import Extraction, extract_lean
 from malot.provers.presets import DEFAULT_PRESET, PRESETS, Preset, get_preset, preset_for_model
 from malot.provers.problem import Problem, load_problem
@@ -58,4 +58,5 @@ __all__ = [
     "preset_for_model",
     "prove",
     "resolve_setup",
+    "trace_summary",
 ]

@@ -31,7 +31,16 @@ from malot.provers.problem import Problem, load_problem
 from malot.provers.strategies import Strategy, make_strategy
 from malot.provers.templates import ModelTemplate, load_template
 
-__all__ = ["AttemptSummary", "ProofResult", "Prover", "ResolvedSetup", "prove", "resolve_setup"]
+__all__ = [
+    "AttemptSummary",
+    "ProofResult",
+    "Prover",
+    "ResolvedSetup",
+    "attempt_timings",
+    "prove",
+    "resolve_setup",
+    "trace_summary",
+]
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -343,6 +352,58 @@ class Prover:
         return _result(problem, setup, strat, group, events, self.trace_path, deps)
 
 
+def attempt_timings(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, float]], int]:
+    """Per attempt: seconds in LLM calls, in Lean checks, and waiting for a free LLM or Lean slot (from the step
+    notes the prover agents write); plus the number of Lean checks. Works on live events and on trace files."""
+    timing: dict[str, dict[str, float]] = {}
+    lean_checks = 0
+    for event in events:
+        if event.get("type") != "step":
+            continue
+        slot = timing.setdefault(str(event["attempt_id"]), {"llm_s": 0.0, "lean_s": 0.0, "wait_s": 0.0})
+        run_s = 0.0
+        for note in event.get("notes", []):
+            slot["llm_s"] += float(note.get("llm_s", 0.0))
+            slot["lean_s"] += float(note.get("lean_s", 0.0))
+            run_s += float(note.get("run_s", 0.0))
+            lean_checks += 1 if note.get("lean_called") else 0
+        if run_s:  # the rest of the step's duration was spent waiting for an LLM or Lean slot
+            slot["wait_s"] += max(0.0, float(event.get("duration_s", 0.0)) - run_s)
+    return timing, lean_checks
+
+
+def trace_summary(path: str | Path) -> dict[str, Any]:
+    """:meth:`malot.agents.Trace.summary` of a prover trace file, plus the framework overhead per attempt.
+
+    ``mean_framework_overhead_ms_per_attempt`` is attempt wall time minus LLM calls, Lean checks and slot waits:
+    malot's own cost (prompt rendering, extraction, feedback, routing, tracing).
+    """
+    import json
+
+    from malot.agents import read_trace
+
+    summary = read_trace(path).summary()
+    with Path(path).open(encoding="utf-8") as fh:
+        events = [json.loads(line) for line in fh if line.strip()]
+    timing, lean_checks = attempt_timings(events)
+    overheads = []
+    for event in events:
+        if event.get("type") == "attempt_finished":
+            t = timing.get(str(event["attempt_id"]), {"llm_s": 0.0, "lean_s": 0.0, "wait_s": 0.0})
+            overheads.append(1000 * max(0.0, float(event["wall_s"]) - t["llm_s"] - t["lean_s"] - t["wait_s"]))
+    summary.update(
+        {
+            "lean_checks": lean_checks,
+            "llm_s": sum(t["llm_s"] for t in timing.values()),
+            "lean_s": sum(t["lean_s"] for t in timing.values()),
+            "slot_wait_s": sum(t["wait_s"] for t in timing.values()),
+            "mean_framework_overhead_ms_per_attempt": sum(overheads) / len(overheads) if overheads else 0.0,
+            "max_framework_overhead_ms_per_attempt": max(overheads, default=0.0),
+        }
+    )
+    return summary
+
+
 def _result(
     problem: Problem,
     setup: ResolvedSetup,
@@ -352,20 +413,7 @@ def _result(
     trace_path: Path | None,
     deps: ProverDeps,
 ) -> ProofResult:
-    timing: dict[str, dict[str, float]] = {}
-    lean_checks = 0
-    for event in events:
-        if event.get("type") != "step":
-            continue
-        slot = timing.setdefault(event["attempt_id"], {"llm_s": 0.0, "lean_s": 0.0, "wait_s": 0.0})
-        run_s = 0.0
-        for note in event.get("notes", []):
-            slot["llm_s"] += float(note.get("llm_s", 0.0))
-            slot["lean_s"] += float(note.get("lean_s", 0.0))
-            run_s += float(note.get("run_s", 0.0))
-            lean_checks += 1 if note.get("lean_called") else 0
-        if run_s:  # the rest of the step's duration was spent waiting for an LLM or Lean slot
-            slot["wait_s"] += max(0.0, float(event.get("duration_s", 0.0)) - run_s)
+    timing, lean_checks = attempt_timings(events)
     attempts: list[AttemptSummary] = []
     proof: str | None = None
     proof_round: int | None = None

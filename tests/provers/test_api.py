@@ -11,7 +11,7 @@ from malot.config import Settings
 from malot.errors import ConfigError
 from malot.lean.base import CheckResult, LeanMessage, Position
 from malot.llm import ScriptedLLM
-from malot.provers import Prover, prove
+from malot.provers import Prover, prove, trace_summary
 from malot.provers.feedback import format_errors, mark_errors, messages_of
 
 from .helpers import load_suite, problem_of
@@ -34,8 +34,11 @@ async def test_prove_builds_llm_and_verifier_from_settings(tmp_path: Path, lean_
     result = await prove(problem_of(RECORD), settings=settings, trace=tmp_path / "trace.jsonl")
     assert result.proved and result.model == f"script:{script}"
     assert result.exit_code == 0
-    assert (tmp_path / "trace.jsonl").is_file()
-    assert result.summary["mean_framework_overhead_ms_per_attempt"] >= 0.0
+    summary = trace_summary(tmp_path / "trace.jsonl")
+    assert summary["groups"] == 1 and summary["solved"] == 1 and summary["lean_checks"] == 1
+    assert summary["mean_framework_overhead_ms_per_attempt"] == pytest.approx(
+        result.summary["mean_framework_overhead_ms_per_attempt"]
+    )
 
 
 @pytest.mark.lean
