@@ -20,7 +20,7 @@ def _setup() -> tuple[torch.Tensor, dict[str, int], torch.Tensor, dict[str, int]
 
 def test_overlapping_tokens_are_copied_and_new_tokens_are_normalised_similarity_sums() -> None:
     source, sv, helper, tv = _setup()
-    result = clp_embeddings(source, sv, helper, tv)
+    result = clp_embeddings(source, sv, helper, tv, negative="keep")
     assert (result.overlapping, result.new, result.unmapped_rows) == (3, 2, 0)
     for token in ("a", "b", "c"):
         assert torch.equal(result.weight[tv[token]], source[sv[token]])
@@ -30,6 +30,18 @@ def test_overlapping_tokens_are_copied_and_new_tokens_are_normalised_similarity_
         sims = torch.stack([h[tv[token]] @ h[tv[u]] for u in overlap])
         expected = sum(w * source[sv[u]] for w, u in zip(sims / sims.sum(), overlap, strict=True))
         assert torch.allclose(result.weight[tv[token]], expected, atol=1e-5)
+
+
+def test_clipping_drops_negative_similarities() -> None:
+    source, sv, helper, tv = _setup()
+    helper[tv["x"]] = helper[tv["a"]] - helper[tv["b"]]  # similar to a, dissimilar to b
+    kept = clp_embeddings(source, sv, helper, tv, negative="keep").weight[tv["x"]]
+    clipped = clp_embeddings(source, sv, helper, tv).weight[tv["x"]]
+    h = torch.nn.functional.normalize(helper, dim=1)
+    sims = {u: float(h[tv["x"]] @ h[tv[u]]) for u in ("a", "b", "c")}
+    positive = {u: s for u, s in sims.items() if s > 0}
+    expected = sum(s * source[sv[u]] for u, s in positive.items()) / sum(positive.values())
+    assert sims["b"] < 0 and torch.allclose(clipped, expected, atol=1e-5) and not torch.allclose(kept, clipped)
 
 
 def test_top_1_gives_the_nearest_shared_token() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -45,6 +45,7 @@ def clp_embeddings(
     target_vocab: Mapping[str, int],
     *,
     top_k: int | None = None,
+    negative: Literal["clip", "keep"] = "clip",
     rows: int | None = None,
     seed: int = 0,
 ) -> ClpEmbeddings:
@@ -52,8 +53,12 @@ def clp_embeddings(
 
     ``helper`` holds the small model's embeddings indexed by ``target_vocab``. Overlapping tokens are copied; new
     tokens are the similarity-weighted sum of overlapping tokens' source embeddings (all of them, as in the paper,
-    or the ``top_k`` most similar). Rows no token maps to (padding rows; ``rows`` defaults to the largest target
-    id + 1) are drawn from a normal with the source embeddings' per-dimension mean and std.
+    or the ``top_k`` most similar). ``negative="keep"`` uses the raw cosine similarities exactly as the reference
+    implementation does; the default ``"clip"`` sets negative similarities to zero first, because with raw cosines
+    the normalising sum can come close to zero and blow the weights up (it stays far from zero only when the
+    helper's embeddings are strongly anisotropic, as in large pre-trained models). Rows no token maps to (padding
+    rows; ``rows`` defaults to the largest target id + 1) are drawn from a normal with the source embeddings'
+    per-dimension mean and std.
     """
     import torch
     import torch.nn.functional as F
@@ -77,6 +82,8 @@ def clp_embeddings(
         helper_f = helper.detach().to(torch.float32)
         new_ids = torch.tensor([target_vocab[t] for t in new])
         sims = F.normalize(helper_f[new_ids], dim=1) @ F.normalize(helper_f[tgt_ids], dim=1).T
+        if negative == "clip":
+            sims = sims.clamp_min(0.0)
         if top_k is not None and top_k < len(overlap):
             kept = torch.topk(sims, top_k, dim=1)
             sims = torch.zeros_like(sims).scatter(1, kept.indices, kept.values)
@@ -98,6 +105,9 @@ class ClpTransferInput(BaseModel):
     helper: str = Field(description="Hugging Face folder of the small model with the target tokenizer")
     out: str = Field(description="output model folder (large model, target tokenizer)")
     top_k: int | None = Field(default=None, gt=0, description="combine only the k most similar overlapping tokens")
+    negative: Literal["clip", "keep"] = Field(
+        default="clip", description="'keep': raw cosine weights as in the paper's code; 'clip': drop negative ones"
+    )
     seed: int = 0
 
 
@@ -135,6 +145,7 @@ def clp_transfer(args: ClpTransferInput) -> ClpTransferOutput:
         helper_in,
         target_vocab,
         top_k=args.top_k,
+        negative=args.negative,
         rows=rows,
         seed=args.seed,
     )
@@ -143,7 +154,14 @@ def clp_transfer(args: ClpTransferInput) -> ClpTransferOutput:
     outputs = None
     if not tied:
         outputs = clp_embeddings(
-            source_out.weight, source_vocab, helper_in, target_vocab, top_k=args.top_k, rows=rows, seed=args.seed + 1
+            source_out.weight,
+            source_vocab,
+            helper_in,
+            target_vocab,
+            top_k=args.top_k,
+            negative=args.negative,
+            rows=rows,
+            seed=args.seed + 1,
         )
     source_model.resize_token_embeddings(rows)
     with torch.no_grad():
