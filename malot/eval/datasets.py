@@ -172,6 +172,8 @@ def load_dataset(
             dataset = load_lean_project(path)
         elif path.is_dir() and _looks_like_leandojo(path):
             dataset = load_leandojo(path, header=leandojo_header, source=leandojo_source)
+        elif path.is_dir() and list(path.glob("*.jsonl")) and not any(path.glob("*.lean")):
+            dataset = _load_jsonl_folder(path)
         elif path.is_dir():
             dataset = load_lean_project(path)
         else:
@@ -229,6 +231,20 @@ def load_jsonl(path: str | Path, *, name: str | None = None) -> Dataset:
     if not problems:
         raise DatasetError(f"dataset {p} has no problems")
     return Dataset(name or p.stem, problems, str(p))
+
+
+def _load_jsonl_folder(path: Path) -> Dataset:
+    """Every ``*.jsonl`` file of a folder (e.g. ``shared/datasets/minif2f``) as one dataset."""
+    parts = [load_jsonl(f) for f in sorted(path.glob("*.jsonl"))]
+    problems: list[BenchmarkProblem] = []
+    seen: dict[str, str] = {}
+    for part in parts:
+        for problem in part.problems:
+            if problem.name in seen:
+                raise DatasetError(f"problem {problem.name!r} is in both {seen[problem.name]} and {problem.source}")
+            seen[problem.name] = problem.source
+            problems.append(problem)
+    return Dataset(path.name, problems, str(path))
 
 
 _DECL = re.compile(

@@ -28,6 +28,19 @@ def test_minif2f_loads_and_filters() -> None:
     assert first.informal
 
 
+def test_a_folder_of_jsonl_files_is_one_dataset(tmp_path: Path) -> None:
+    from malot.data import MINIF2F_JSONL
+
+    lines = MINIF2F_JSONL.read_text(encoding="utf-8").splitlines()
+    (tmp_path / "a.jsonl").write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    (tmp_path / "b.jsonl").write_text("\n".join(lines[3:5]) + "\n", encoding="utf-8")
+    data = load_dataset(tmp_path)
+    assert len(data) == 5 and data.name == tmp_path.name
+    (tmp_path / "c.jsonl").write_text(lines[0] + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=r"is in both a\.jsonl:1 and c\.jsonl:1"):
+        load_dataset(tmp_path)
+
+
 @pytest.mark.parametrize(
     ("name", "category"),
     [
