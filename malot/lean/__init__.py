@@ -10,7 +10,14 @@
 
 from __future__ import annotations
 
-from malot.lean.acceptance import AcceptanceRule, ScreenResult, TargetTheorem, screen, verify_candidate
+from malot.lean.acceptance import (
+    AcceptanceRule,
+    ScreenResult,
+    TargetTheorem,
+    screen,
+    verify_candidate,
+    verify_candidates,
+)
 from malot.lean.base import CheckResult, LeanMessage, Snippet, Verifier
 from malot.lean.select import describe_choice, load_verifier
 
@@ -26,4 +33,5 @@ __all__ = [
     "load_verifier",
     "screen",
     "verify_candidate",
+    "verify_candidates",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "screen",
     "target_from_source",
     "verify_candidate",
+    "verify_candidates",
 ]
 
 DEFAULT_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
@@ -285,6 +287,50 @@ def apply_rule(
     return out.model_copy(update={"accepted": accepted})
 
 
+def _prepare(
+    verifier: Verifier, target: TargetTheorem, candidate_code: str, rule: AcceptanceRule, sid: str
+) -> tuple[ScreenResult, CheckResult | None, str, int]:
+    """Screen one candidate: (screen result, final result if it never reaches Lean, code to check, axioms line)."""
+    screened = screen(target, candidate_code, rule)
+    if not screened.code or (not screened.ok and not rule.check_screened):
+        early = CheckResult(
+            id=sid,
+            status="screened",
+            code=screened.code or None,
+            backend=str(getattr(verifier, "name", "")),
+            screen_ok=False,
+            violations=screened.reasons,
+            statement_respliced=screened.statement_respliced,
+            sandboxed=bool(getattr(verifier, "sandboxed", False)),
+            accepted=False,
+        )
+        return screened, early, "", 0
+    body = screened.code.rstrip() + "\n\n"
+    return screened, None, body + f"#print axioms {target.name}\n", body.count("\n") + 1
+
+
+async def _finish(
+    verifier: Verifier,
+    result: CheckResult,
+    screened: ScreenResult,
+    target: TargetTheorem,
+    rule: AcceptanceRule,
+    code: str,
+    axioms_line: int,
+    timeout: float | None,  # noqa: ASYNC109
+) -> CheckResult:
+    result = result.model_copy(update={"code": code})
+    sandboxed = bool(getattr(verifier, "sandboxed", False))
+    checked = apply_rule(
+        result, rule=rule, screened=screened, target=target, axioms_line=axioms_line, sandboxed=sandboxed
+    )
+    if rule.lean4checker and checked.accepted:
+        recheck = getattr(verifier, "lean4checker", None)
+        ok: bool | None = await recheck(code, timeout) if recheck is not None else None
+        checked = checked.model_copy(update={"lean4checker_ok": ok, "accepted": ok is not False})
+    return checked
+
+
 async def verify_candidate(
     verifier: Verifier,
     target: TargetTheorem,
@@ -300,35 +346,30 @@ async def verify_candidate(
     body. A candidate the screen rejects is not sent to Lean (unless ``rule.check_screened``); its result has
     ``status="screened"``.
     """
+    [result] = await verify_candidates(verifier, [(target, candidate_code)], rule, timeout, ids=[id] if id else None)
+    return result
+
+
+async def verify_candidates(
+    verifier: Verifier,
+    items: Sequence[tuple[TargetTheorem, str]],
+    rule: AcceptanceRule | None = None,
+    timeout: float | None = None,  # noqa: ASYNC109
+    *,
+    ids: Sequence[str] | None = None,
+) -> list[CheckResult]:
+    """:func:`verify_candidate` for many (target, candidate) pairs in one ``verifier.check`` call (one batch, so a
+    pool or a Kimina server checks them in parallel). Results in input order."""
     rule = rule or AcceptanceRule()
-    sid = id or uuid.uuid4().hex[:12]
-    screened = screen(target, candidate_code, rule)
-    sandboxed = bool(getattr(verifier, "sandboxed", False))
-    if not screened.code or (not screened.ok and not rule.check_screened):
-        return CheckResult(
-            id=sid,
-            status="screened",
-            code=screened.code or None,
-            backend=str(getattr(verifier, "name", "")),
-            screen_ok=False,
-            violations=screened.reasons,
-            statement_respliced=screened.statement_respliced,
-            sandboxed=sandboxed,
-            accepted=False,
-        )
-    body = screened.code.rstrip() + "\n\n"
-    axioms_line = body.count("\n") + 1
-    code = body + f"#print axioms {target.name}\n"
-    results = await verifier.check([Snippet(id=sid, code=code)], timeout)
-    if len(results) != 1:
+    sids = list(ids) if ids is not None else [uuid.uuid4().hex[:12] for _ in items]
+    prepared = [_prepare(verifier, t, c, rule, sid) for (t, c), sid in zip(items, sids, strict=True)]
+    to_check = [(i, Snippet(id=sids[i], code=p[2])) for i, p in enumerate(prepared) if p[1] is None]
+    checked = await verifier.check([s for _, s in to_check], timeout) if to_check else []
+    if len(checked) != len(to_check):
         name = getattr(verifier, "name", verifier)
-        raise VerifierError(f"the verifier {name!r} returned {len(results)} results for one snippet")
-    result = results[0].model_copy(update={"code": code})
-    checked = apply_rule(
-        result, rule=rule, screened=screened, target=target, axioms_line=axioms_line, sandboxed=sandboxed
-    )
-    if rule.lean4checker and checked.accepted:
-        recheck = getattr(verifier, "lean4checker", None)
-        ok: bool | None = await recheck(code, timeout) if recheck is not None else None
-        checked = checked.model_copy(update={"lean4checker_ok": ok, "accepted": ok is not False})
-    return checked
+        raise VerifierError(f"the verifier {name!r} returned {len(checked)} results for {len(to_check)} snippets")
+    out: list[CheckResult | None] = [p[1] for p in prepared]
+    for (i, _), result in zip(to_check, checked, strict=True):
+        screened, _, code, line = prepared[i]
+        out[i] = await _finish(verifier, result, screened, items[i][0], rule, code, line, timeout)
+    return [r for r in out if r is not None]

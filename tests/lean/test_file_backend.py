@@ -164,3 +164,14 @@ def test_load_verifier_choices(lean_exe: Path, monkeypatch: pytest.MonkeyPatch) 
     from malot.lean.kimina import KiminaVerifier
 
     assert isinstance(load_verifier(LeanSettings(kimina_url="http://127.0.0.1:9")), KiminaVerifier)
+
+
+async def test_verify_candidates_batches_in_order(verifier: LeanFileVerifier) -> None:
+    from malot.lean import verify_candidates
+
+    items = [(TARGET, "Eq'.refl"), (TARGET, "sorry"), (TARGET, "MyNat.zero"), (TARGET, "```lean\nEq'.refl\n```")]
+    async with verifier:
+        results = await verify_candidates(verifier, items, ids=["a", "b", "c", "d"])
+    assert [r.id for r in results] == ["a", "b", "c", "d"]
+    assert [r.accepted for r in results] == [True, False, False, True]
+    assert results[1].status == "screened" and results[2].no_errors is False

@@ -29,6 +29,9 @@ def split_header(code: str) -> tuple[str, str, int]:
     Blank lines between header and body belong to the header (comment-only lines to the body); continuation lines of an
     ``open``/``import`` (indented) too. Whitespace-only differences do not change the header text returned.
     """
+    first = code.lstrip()
+    if not first.startswith((*_HEADER_STARTS, "--", "/-")):
+        return "", code, 0  # fast path: the snippet starts with its body
     lines = code.split("\n")
     view = code_view(code).split("\n")
     k = 0

@@ -383,7 +383,9 @@ class ReplPool:
                 result = CheckResult(id=snippet.id, status="error", error=str(exc))
         finally:
             await self._release(worker, healthy)
-        return result.model_copy(update={"time_s": time.perf_counter() - started, "backend": self.name})
+        result.time_s = time.perf_counter() - started
+        result.backend = self.name
+        return result
 
     async def _run(
         self,

@@ -138,7 +138,8 @@ class ReplProcess:
                 proc.stdin.write(encode_command(command))
                 self.commands_sent += 1
                 await proc.stdin.drain()
-                raw = await asyncio.wait_for(self._read_response(proc.stdout), timeout)
+                async with asyncio.timeout(timeout):
+                    raw = await self._read_response(proc.stdout)
                 response = self._decode(raw)
                 ok = True
                 return response
