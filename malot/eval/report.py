@@ -66,6 +66,7 @@ def summarize(store: ResultsStore) -> dict[str, Any]:
         "unsolved_problems": [r.name for r in done if not r.solved],
         "open_problems": [r.name for r in rows if r.status != "done"],
         "errors": {r.name: r.error for r in done if r.error},
+        "budget_stops": {r.name: r.stopped for r in done if r.stopped and r.stopped != "first_success"},
         "defects": {r.name: {"reason": r.defect, "solved": r.solved} for r in rows if r.defect},
         "per_problem": {
             r.name: {
@@ -174,6 +175,9 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
     if summary["defects"]:
         lines += ["", "## Known-defective statements", "", "| problem | reason | solved |", "| --- | --- | --- |"]
         lines += [f"| {n} | {d['reason']} | {'yes' if d['solved'] else 'no'} |" for n, d in summary["defects"].items()]
+    if summary["budget_stops"]:
+        lines += ["", "## Stopped by a budget", ""]
+        lines += [f"- `{name}`: {reason}" for name, reason in summary["budget_stops"].items()]
     if summary["errors"]:
         lines += ["", "## Errors", ""]
         lines += [f"- `{name}`: {err}" for name, err in summary["errors"].items()]

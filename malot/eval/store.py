@@ -126,6 +126,7 @@ class ProblemRow:
     proof: str | None
     error: str | None
     wall_s: float
+    stopped: str | None = None
 
 
 class ResultsStore:
@@ -464,6 +465,7 @@ def _problem_row(r: sqlite3.Row) -> ProblemRow:
         proof=r["proof"],
         error=r["error"],
         wall_s=float(r["wall_s"] or 0.0),
+        stopped=r["stopped"],
     )
 
 

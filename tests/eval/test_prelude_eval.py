@@ -157,6 +157,36 @@ def test_ma_lot_rounds_are_recorded_and_a_corrected_sample_counts(tmp_path: Path
     store.close()
 
 
+def test_token_budget_stops_corrections(tmp_path: Path, lean_exe: Path) -> None:
+    """A per-problem token budget spent by the first proofs leaves no correction round; the report says why."""
+    from malot.llm.fake import ScriptedLLM
+
+    wrong = {_key(row): f"\n  {row['wrong_proof']}\n```" for row in ROWS}
+    settings = load_settings(
+        overrides={
+            "llm.model": "scripted",
+            "prover.strategy": "ma-lot",
+            "prover.template": "deepseek-prover-v1.5",
+            "prover.samples": 2,
+            "prover.rounds": 2,
+            "budget.tokens": 10,
+            "lean.lean_path": str(lean_exe),
+            "lean.backend": "file",
+        }
+    )
+    store = create_run(load_dataset(SUITE).select(count=3), settings, tmp_path / "budget")
+
+    def factory(s: Any) -> Any:
+        return prover_solver(s, llm=ScriptedLLM(wrong))
+
+    asyncio.run(EvalRunner(store, settings, LocalBackend(factory)).run())
+    attempts = store.attempts()
+    assert attempts and {a["round"] for a in attempts} == {0} and not any(a["verified"] for a in attempts)
+    summary = summarize(store)
+    assert summary["solved"] == 0 and set(summary["budget_stops"].values()) == {"tokens"}
+    store.close()
+
+
 def _row(name: str) -> dict[str, Any]:
     return next(r for r in ROWS if r["name"] == name)
 
