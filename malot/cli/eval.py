@@ -114,7 +114,7 @@ class _Progress:
 @click.option("--tokens", "budget_tokens", type=click.IntRange(min=1), help="Token budget per problem.")
 @click.option("--lean-seconds", type=click.FloatRange(min=0, min_open=True), help="Lean CPU-seconds per problem.")
 @click.option("--wall-seconds", type=click.FloatRange(min=0, min_open=True), help="Wall-time budget per problem.")
-@click.option("--first-success", is_flag=True, help="Stop a problem's samples at the first proof (pass@k>1: bound).")
+@click.option("--first-success", is_flag=True, help="Stop a problem's samples at the first proof (pass@k<n: bound).")
 @click.option("--split", help="Keep one split (test, valid, train).")
 @click.option("--filter", "name_filters", multiple=True, metavar="GLOB", help="Keep problems whose name matches.")
 @click.option("--category", "categories", multiple=True, help="Keep a category (aime, amc, imo, mathd-algebra, ...).")

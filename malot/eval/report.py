@@ -139,7 +139,8 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
         + (
             ""
             if summary["pass_at_k_exact"]
-            else " Attempts stopped at the first success, so values for k > 1 are lower bounds."
+            else " Samples stopped at a problem's first success, so pass@k for k < n is a lower bound"
+            " (pass@n, the solved share, is exact)."
         ),
         "",
         "| k | pass@k |",
