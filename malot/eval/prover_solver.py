@@ -183,6 +183,9 @@ def _record(
         "truncated": candidate.truncated,
         "repeated": candidate.repeated,
     }
+    thought = candidate.thought
+    if thought and thought not in raw:  # two-pass (LoT) templates: the reasoning came from a first generation
+        flags["thought"] = thought
     if feedback is not None:
         flags.update(feedback.details.get("flags") or {})
         flags["lean_status"] = feedback.details.get("status")
