@@ -86,8 +86,11 @@ def recorded_bodies() -> list[str]:
     for t in load_transcripts([str(TRANSCRIPTS)]):
         for cmd, resp in zip(t.commands, t.responses, strict=True):
             text = cmd.get("cmd")
-            if set(cmd) == {"cmd"} and isinstance(text, str) and "env" in resp and not text.lstrip().startswith(
-                ("import", "open", "set_option", "prelude")
+            if (
+                set(cmd) == {"cmd"}
+                and isinstance(text, str)
+                and "env" in resp
+                and not text.lstrip().startswith(("import", "open", "set_option", "prelude"))
             ):
                 out.append(text.strip())
     return out
@@ -144,17 +147,22 @@ async def pool_overhead(checks: int, size: int) -> dict[str, Any]:
     t_raw = await raw_replay(bodies)
     t_pool1, ok1 = await pool_run(bodies, 1)
     t_pool, ok = await pool_run(bodies, size)
-    return {
-        "checks": checks,
-        "recorded_commands_used": len(recorded),
-        "raw_s": round(t_raw, 4),
-        "pool_size_1_s": round(t_pool1, 4),
-        "pool_size": size,
-        "pool_s": round(t_pool, 4),
-        "ok_checks": min(ok, ok1),
-        "raw_checks_per_second": round(checks / t_raw, 1),
-        "pool_size_1_checks_per_second": round(checks / t_pool1, 1),
-    }, t_pool, t_pool1, t_raw
+    return (
+        {
+            "checks": checks,
+            "recorded_commands_used": len(recorded),
+            "raw_s": round(t_raw, 4),
+            "pool_size_1_s": round(t_pool1, 4),
+            "pool_size": size,
+            "pool_s": round(t_pool, 4),
+            "ok_checks": min(ok, ok1),
+            "raw_checks_per_second": round(checks / t_raw, 1),
+            "pool_size_1_checks_per_second": round(checks / t_pool1, 1),
+        },
+        t_pool,
+        t_pool1,
+        t_raw,
+    )
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
