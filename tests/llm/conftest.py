@@ -20,6 +20,7 @@ CACHE = Path(__file__).resolve().parent.parent / ".cache"
 _NEEDS_SERVER = {"value": False}
 
 
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Note whether any selected test uses the vLLM server, so it is only launched when needed."""
     _NEEDS_SERVER["value"] = any("vllm_server" in getattr(item, "fixturenames", ()) for item in items)
