@@ -28,6 +28,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tools": ("malot.cli.tools", "List, show and run tools from plugins (model merging, ...)."),
     "verify": ("malot.cli.verify", "Check Lean proofs with the acceptance rule."),
     "serve": ("malot.cli.serve", "Serve the HTTP API: proving jobs with streaming, and proof verification."),
+    "llm": ("malot.cli.llm", "Generate, score or show capabilities with an LLM backend (vLLM, HTTP, hf, script)."),
+    "dev": ("malot.cli.dev", "Developer utilities: build tiny offline test models."),
 }
 
 
