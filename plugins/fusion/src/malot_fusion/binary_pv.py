@@ -35,8 +35,9 @@ def straight_through_bits(probs: torch.Tensor) -> torch.Tensor:
 class BinaryPV(nn.Module):
     """PV-DBOW with a binary coding layer: ``word ~ softmax(W · round(sigmoid(doc_vector)) + b)``."""
 
-    def __init__(self, n_docs: int, vocab_size: int, bits: int = 32) -> None:
+    def __init__(self, n_docs: int, vocab_size: int, bits: int = 32, *, binary: bool = True) -> None:
         super().__init__()
+        self.binary = binary  # False: the real-valued sigmoid codes (the paper's non-binary baseline)
         self.doc_vectors = nn.Embedding(n_docs, bits)
         nn.init.normal_(self.doc_vectors.weight, std=0.1)
         self.output = nn.Linear(bits, vocab_size)
@@ -48,7 +49,8 @@ class BinaryPV(nn.Module):
 
     def loss(self, doc_ids: torch.Tensor, word_ids: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of predicting ``word_ids`` from the binary codes of ``doc_ids`` (pairs, same length)."""
-        codes = straight_through_bits(self.code_probs(doc_ids))
+        probs = self.code_probs(doc_ids)
+        codes = straight_through_bits(probs) if self.binary else probs
         return nn.functional.cross_entropy(self.output(codes), word_ids)
 
     @torch.no_grad()
@@ -64,15 +66,24 @@ class BinaryPV(nn.Module):
         optimiser = torch.optim.Adam(self.parameters(), lr=lr)
         return _train(self, optimiser, doc_ids, word_ids, epochs=epochs, batch=batch)
 
-    def infer(self, documents: Sequence[Sequence[int]], *, epochs: int = 30, lr: float = 0.05) -> torch.Tensor:
+    def infer(
+        self, documents: Sequence[Sequence[int]], *, epochs: int = 30, lr: float = 0.05, batch: int = 512
+    ) -> torch.Tensor:
         """Binary codes for unseen documents: fit fresh document vectors with the word softmax frozen."""
-        fresh = BinaryPV(len(documents), self.output.out_features, self.bits)
+        return self.infer_probs(documents, epochs=epochs, lr=lr, batch=batch) > 0.5
+
+    def infer_probs(
+        self, documents: Sequence[Sequence[int]], *, epochs: int = 30, lr: float = 0.05, batch: int = 512
+    ) -> torch.Tensor:
+        """The coding layer's real-valued output for unseen documents (fitted with the word softmax frozen)."""
+        fresh = BinaryPV(len(documents), self.output.out_features, self.bits, binary=self.binary)
         fresh.output.load_state_dict(self.output.state_dict())
         fresh.output.requires_grad_(False)
         doc_ids, word_ids = _pairs(documents)
         optimiser = torch.optim.Adam(fresh.doc_vectors.parameters(), lr=lr)
-        _train(fresh, optimiser, doc_ids, word_ids, epochs=epochs, batch=512)
-        return fresh.codes()
+        _train(fresh, optimiser, doc_ids, word_ids, epochs=epochs, batch=batch)
+        with torch.no_grad():
+            return torch.sigmoid(fresh.doc_vectors.weight)
 
 
 def _pairs(documents: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor]:
