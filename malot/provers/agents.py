@@ -79,7 +79,6 @@ class Sampling:
     max_tokens: int = 8192
     thought_share: float = 0.75
     seed: int | None = None
-    min_proof_tokens: int = 256
 
     def seed_for(self, sample: int, round_: int) -> int | None:
         """A distinct seed per sample and round (``None`` when unseeded)."""
@@ -211,7 +210,8 @@ class _SamplingAgent(Agent[Message, ProofCandidate]):
             thought = first.text
             output_prefix = deps.template.render_output_prefix(deps.values)
             second_prompt = rendered.prompt + thought + output_prefix
-            left = max(s.max_tokens - first.tokens, s.min_proof_tokens)
+            # the proof gets what the thought left, and at least the share the thought could not take
+            left = max(s.max_tokens - first.tokens, s.max_tokens - thought_cap, 1)
             second, p_tokens, secs = await _generate(ctx, second_prompt, left, deps.template.stop, seed)
             llm_s += secs
             tokens_in += p_tokens

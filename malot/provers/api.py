@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from malot.agents import Budget, Executor, JsonlTraceWriter
 from malot.config import Settings, load_settings
-from malot.errors import ConfigError
+from malot.errors import ConfigError, MalotError
 from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
 from malot.provers.demos import Demo, pick_demonstrations
 from malot.provers.presets import Preset, get_preset, preset_for_model
@@ -349,6 +349,12 @@ class Prover:
             )
         finally:
             self._sink.groups.pop(gid, None)
+        errors = [a.error for a in group.attempts if a.status == "error" and a.error]
+        if errors and len(errors) == len(group.attempts):
+            raise MalotError(
+                f"every attempt on {problem.name} failed with an error; the first: {errors[0]}",
+                hint="check the model and Lean settings ('malot doctor'); the trace has every step",
+            )
         return _result(problem, setup, strat, group, events, self.trace_path, deps)
 
 
