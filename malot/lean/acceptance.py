@@ -256,8 +256,8 @@ def apply_rule(
         "target_declared": msg is not None and not errored,
         "no_errors": result.status == "ok" and not result.errors,
         "no_sorry": not result.has_sorry_warning and "sorryAx" not in (axioms or []),
-        # Lean reached the checker's own last command, and the screen found no #exit: nothing cut the file short.
-        "no_exit": msg is not None and "#exit" not in screened.rules,
+        # Lean reached the checker's own last command (it answered there), and the screen found no #exit.
+        "no_exit": (msg is not None or errored) and "#exit" not in screened.rules,
         "whole_command_checked": True,
         "axioms": axioms,
         "sandboxed": sandboxed,

@@ -75,7 +75,7 @@ async def test_500_checks_with_faulty_processes_all_return_and_pool_recovers(tmp
     checks = recorded_checks()
     snippets = [Snippet(id=str(i), code=checks[i % len(checks)][0].code) for i in range(500)]
     argv = [*REPLAY, "--fault-rate", "0.1", "--fault-counter", str(tmp_path / "count"), "--fault-max-after", "8"]
-    async with ReplPool(argv, size=3, timeout=1.0, max_commands=10, backoff=(0.01, 0.2)) as pool:
+    async with ReplPool(argv, size=3, timeout=4.0, max_commands=15, backoff=(0.01, 0.2)) as pool:
         first_pids = pool.pids()
         results = await pool.check(snippets)
         await pool.wait_ready()
@@ -155,3 +155,18 @@ async def test_unstartable_repl_is_reported() -> None:
     with pytest.raises(BackendUnavailableError, match="no REPL process could start"):
         async with ReplPool(["/nonexistent/repl"], size=2):
             pass
+
+
+async def test_session_gives_an_interactive_repl_then_recycles_it() -> None:
+    from malot.lean.repl.protocol import ProofStepResponse
+
+    argv = [sys.executable, "-m", "malot.testing.repl_replay", "--mode", "sequence", str(DATA / "core" / "proof_step")]
+    async with ReplPool(argv, size=1) as pool:
+        [pid] = pool.pids()
+        async with pool.session() as repl:
+            response = await repl.command("def f : Nat := by sorry", timeout=10)
+            assert response.sorries and response.sorries[0].proof_state == 0
+            step = await repl.tactic("apply Int.natAbs", 0, timeout=10)
+            assert isinstance(step, ProofStepResponse) and step.goals
+        await pool.wait_ready()
+        assert pool.alive_count == 1 and pool.pids() != [pid]  # a session's REPL is not reused by checks

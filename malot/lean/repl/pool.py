@@ -4,8 +4,9 @@
   serves later bodies on it. Idle REPLs that already hold a snippet's header are preferred; the pool keeps an LRU
   of at most ``max_headers`` headers; ``prewarm`` headers are elaborated when a REPL starts; with ``pickle_dir``,
   a header's environment is pickled once and unpickled by other REPLs instead of re-elaborated.
-- Limits: a wall timeout per check, an address-space cap per process (RLIMIT_AS), ``max_commands`` per process
-  before it is recycled, and a bounded wait queue (``queue_size``) that rejects with :class:`PoolQueueFullError`.
+- Limits: a wall timeout per check (a header's one-off elaboration is bounded by ``start_timeout``), an
+  address-space cap per process (RLIMIT_AS), ``max_commands`` per process before it is recycled, and a bounded
+  wait queue (``queue_size``) that rejects with :class:`PoolQueueFullError`.
 - Recovery: a REPL that crashes, hangs (timeout), prints garbage or whose check is cancelled is killed and replaced
   in the background, with exponential backoff while replacements keep failing. The snippet gets a result with
   status ``crash``/``timeout``/``error``; the pool returns to full size.
@@ -396,15 +397,14 @@ class ReplPool:
         offset: int,
         timeout: float,  # noqa: ASYNC109
     ) -> CheckResult:
-        deadline = time.monotonic() + timeout
         env: int | None = None
         if header:
-            got = await self._header_env(worker, header, timeout)
+            # a header is set-up work done once per process (import Mathlib takes long): bounded by start_timeout
+            got = await self._header_env(worker, header, max(timeout, self.start_timeout))
             if isinstance(got, CommandResponse):
                 return self._to_result(sid, got, 0)
             env = got
-        remaining = max(0.001, deadline - time.monotonic())
-        response = await worker.process.command(body, env=env, timeout=remaining)
+        response = await worker.process.command(body, env=env, timeout=timeout)
         return self._to_result(sid, response, offset)
 
     @staticmethod
