@@ -238,7 +238,12 @@ class Prover:
 
             self._rule = AcceptanceRule.from_settings(self.settings.lean)
             ex = self.settings.executor
-            lean_slots = ex.lean_slots or self.settings.lean.pool_size or max(1, (os.cpu_count() or 2) - 1)
+            lean_slots = (
+                ex.lean_slots
+                or _verifier_concurrency(self._verifier)
+                or self.settings.lean.pool_size
+                or max(1, (os.cpu_count() or 2) - 1)
+            )
             self._executor = Executor(
                 limits={"llm": ex.llm_slots, "lean": lean_slots},
                 trace=self._sink,
@@ -356,6 +361,15 @@ class Prover:
                 hint="check the model and Lean settings ('malot doctor'); the trace has every step",
             )
         return _result(problem, setup, strat, group, events, self.trace_path, deps)
+
+
+def _verifier_concurrency(verifier: Any) -> int | None:
+    """How many checks the verifier runs at once, if it says (file backend workers, REPL pool size)."""
+    for name in ("workers", "size", "pool_size"):
+        value = getattr(verifier, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
 def attempt_timings(events: Sequence[Mapping[str, Any]]) -> tuple[dict[str, dict[str, float]], int]:
