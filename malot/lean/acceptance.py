@@ -223,6 +223,13 @@ def parse_axioms_message(text: str) -> list[str] | None:
     return [a.strip() for a in m.group(1).replace("\n", " ").split(",") if a.strip()]
 
 
+def _names_target(text: str, name: str) -> bool:
+    """Does a ``#print axioms`` message name exactly ``name`` (``'name' depends ...``, any quoting)?"""
+    plain = name.replace("«", "").replace("»", "")
+    head = text.split(" depends on axioms", 1)[0].split(" does not depend", 1)[0].strip()
+    return head.strip("'`").replace("«", "").replace("»", "") == plain
+
+
 def _own_axioms_message(messages: list[LeanMessage], line: int, name: str) -> tuple[LeanMessage | None, bool]:
     """The message of the checker's own ``#print axioms`` (at ``line``) and whether Lean reported an error there."""
     errored = False
@@ -232,7 +239,7 @@ def _own_axioms_message(messages: list[LeanMessage], line: int, name: str) -> tu
             continue
         if m.is_error:
             errored = True
-        elif found is None and parse_axioms_message(m.data) is not None and name.split(".")[-1] in m.data:
+        elif found is None and parse_axioms_message(m.data) is not None and _names_target(m.data, name):
             found = m
     return found, errored
 

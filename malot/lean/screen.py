@@ -38,6 +38,14 @@ _BANNED_KEYWORDS = {
     "syntax": "syntax",
     "declare_syntax_cat": "syntax",
     "notation": "notation",
+    "notation3": "notation",
+    "binder_predicate": "notation",
+    "by_elab": "elab",
+    "simproc": "elab",
+    "dsimproc": "elab",
+    "simproc_decl": "elab",
+    "unif_hint": "unif_hint",
+    "namespace": "namespace",
     "infix": "notation",
     "infixl": "notation",
     "infixr": "notation",
@@ -58,7 +66,7 @@ _BEFORE_STATEMENT = {
     "local": "local before statement",
     "scoped": "local before statement",
     "variable": "variable before statement",
-    "namespace": "namespace before statement",
+    "export": "export before statement",
     "universe": "universe before statement",
 }
 

@@ -168,6 +168,12 @@ CHEATS: dict[str, tuple[str, str]] = {
         "instance before statement",
     ),
     "open in before": (f"open Nat in\n{STMT} := by\n  omega", "open in"),
+    "namespace redirect": ("omega\nnamespace X\ntheorem t1 : True := trivial", "namespace"),
+    "export before": (f"export Nat (add)\n{STMT} := by\n  omega", "export before statement"),
+    "by_elab": ("exact by_elab pure (Lean.mkConst ``rfl)", "elab"),
+    "notation3": (f'notation3 "ok" => True\n{STMT} := by\n  omega', "notation"),
+    "set_option before": (f"set_option autoImplicit true\n{STMT} := by\n  omega", "set_option before statement"),
+    "variable before": (f"variable (c : ℕ)\n{STMT} := by\n  omega", "variable before statement"),
     "apply?": ("apply?", "apply?"),
     "exact?": ("exact?", "exact?"),
 }
@@ -214,3 +220,36 @@ def test_genuine_minif2f_proofs_pass_the_screen() -> None:
             rejected.append((rec["name"], body_only.reasons + full.reasons))
         assert body_only.code.rstrip() == full.code.rstrip(), rec["name"]
     assert rejected == []
+
+
+LEXER_CASES = [
+    "/-/- x -/ def f : T := T.a",
+    "/- /- x -/ def f : T := T.a -/",
+    "/- /- x -/ -/ def f : T := T.a",
+    "/-- doc /- nested -/ still doc -/ def f : T := T.a",
+    "/--/ def f : T := T.a -/",
+    "/-! module doc -/ def f : T := T.a",
+    "-- def f : T := T.a",
+    "---/\ndef f : T := T.a",
+    'def s := "a\\" -/ /-"\ndef f : T := T.a',
+    'def s := "/-"\ndef f : T := T.a',
+    "def c := '\"'\ndef f : T := T.a",
+    "def «a--b» : T := T.a\ndef f : T := T.a",
+    'def r := r#"a " /- "#\ndef f : T := T.a',
+]
+
+
+@pytest.mark.lean
+@pytest.mark.parametrize("case", range(len(LEXER_CASES)))
+async def test_lexer_agrees_with_real_lean(lean_exe: Path, case: int) -> None:
+    """Whether 'def f' is code or comment/string: the lexer's view must match what Lean 4.35 elaborates."""
+    from malot.lean.base import Snippet
+    from malot.lean.file_backend import LeanFileVerifier
+
+    src = "prelude\ninductive T where\n  | a : T\n" + LEXER_CASES[case] + "\n"
+    tokens = [t.text for t in tokenize(code_view(src))]
+    lexer_sees_f = any(tokens[i : i + 2] == ["def", "f"] for i in range(len(tokens)))
+    async with LeanFileVerifier(lean_exe, workers=1) as lean:
+        [result] = await lean.check([Snippet(id="x", code=src + "#print axioms f\n")])
+    lean_sees_f = any("'f' does not depend on any axioms" in m.data for m in result.messages)
+    assert lexer_sees_f == lean_sees_f, (LEXER_CASES[case], [m.short() for m in result.messages])
