@@ -40,6 +40,7 @@ __all__ = [
     "prove",
     "resolve_setup",
     "trace_summary",
+    "verifier_concurrency",
 ]
 
 EventCallback = Callable[[dict[str, Any]], None]
@@ -240,7 +241,7 @@ class Prover:
             ex = self.settings.executor
             lean_slots = (
                 ex.lean_slots
-                or _verifier_concurrency(self._verifier)
+                or verifier_concurrency(self._verifier)
                 or self.settings.lean.pool_size
                 or max(1, (os.cpu_count() or 2) - 1)
             )
@@ -363,7 +364,7 @@ class Prover:
         return _result(problem, setup, strat, group, events, self.trace_path, deps)
 
 
-def _verifier_concurrency(verifier: Any) -> int | None:
+def verifier_concurrency(verifier: Any) -> int | None:
     """How many checks the verifier runs at once, if it says (file backend workers, REPL pool size)."""
     for name in ("workers", "size", "pool_size"):
         value = getattr(verifier, name, None)

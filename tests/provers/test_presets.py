@@ -57,3 +57,15 @@ def test_preset_sampling_unless_set_explicitly() -> None:
 def test_unknown_preset() -> None:
     with pytest.raises(ConfigError, match="did you mean 'lot-solver'"):
         get_preset("lot-solve")
+
+
+def test_doctor_reports_the_setup() -> None:
+    from malot.provers.doctor import checks
+
+    ok = {c.name: c for c in checks(Settings())}
+    assert ok["strategy"].status == "ok" and "ma-lot: 4 samples, 2 correction rounds" in ok["strategy"].detail
+    assert ok["model"].detail == "RickyDeSkywalker/LoT-Solver (preset lot-solver)"
+    bad = checks(Settings.model_validate({"prover": {"template": "codegen2-infill"}}))
+    assert [c.status for c in bad] == ["error"] and "no corrector prompt" in bad[0].detail
+    unknown = {c.name: c for c in checks(Settings.model_validate({"llm": {"model": "/models/mine"}}))}
+    assert unknown["model"].status == "warn"
