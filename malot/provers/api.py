@@ -223,6 +223,12 @@ class Prover:
 
     async def __aenter__(self) -> Prover:
         try:
+            # Lean first: it is cheap to start and fails fast; the model may take minutes to load
+            if self._verifier is None:
+                from malot.lean import load_verifier
+
+                self._verifier = load_verifier(self.settings.lean)
+                await self._verifier.__aenter__()
             if self._llm is None:
                 from malot.llm import load_llm
 
@@ -230,11 +236,6 @@ class Prover:
                 llm_settings = self.settings.llm.model_copy(update={"model": model})
                 self._llm = load_llm(llm_settings)
                 await self._llm.__aenter__()
-            if self._verifier is None:
-                from malot.lean import load_verifier
-
-                self._verifier = load_verifier(self.settings.lean)
-                await self._verifier.__aenter__()
             from malot.lean.acceptance import AcceptanceRule
 
             self._rule = AcceptanceRule.from_settings(self.settings.lean)
