@@ -146,7 +146,12 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
         "| k | pass@k |",
         "| ---: | ---: |",
     ]
-    lines += [f"| {k} | {100 * v:.2f}% |" for k, v in summary["pass_at_k"].items()]
+    curve = summary["pass_at_k"]
+    last = max((int(k) for k in curve), default=0)
+    shown = [k for k in curve if last <= 16 or int(k) == last or int(k) & (int(k) - 1) == 0]
+    lines += [f"| {k} | {100 * curve[k]:.2f}% |" for k in shown]
+    if len(shown) < len(curve):
+        lines += ["", "(powers of two and n shown; report.json has every k)"]
     if "pass_at_k" in images:
         lines += ["", f"![pass@k]({images['pass_at_k']})"]
     lines += ["", "## Solved by category", "", "| category | problems | solved |", "| --- | ---: | ---: |"]

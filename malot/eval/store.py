@@ -10,8 +10,11 @@ store holds
 * ``attempts``: one row per attempt, committed as soon as the solver reports it;
 * ``sessions``: each process that worked on the run (the first run and every resume).
 
-Every write is its own transaction with ``synchronous=FULL``, so killing the process at any moment loses no
-committed row. A problem is *finished* only by the transaction that marks it ``done``; a resumed run re-runs
+Every write is its own transaction, so killing the process at any moment loses no committed row (in WAL mode a
+commit is in the OS's hands once ``COMMIT`` returns; ``synchronous=NORMAL`` skips the per-commit fsync, so only a
+power failure or OS crash could drop the last commits; set ``MALOT_EVAL_FSYNC=1`` to fsync every commit).
+
+A problem is *finished* only by the transaction that marks it ``done``; a resumed run re-runs
 problems left ``running`` by a killed session (their earlier attempts stay, tagged with the old session, and count
 in the compute ledger but not in pass@k), and never runs a ``done`` problem again.
 """
@@ -143,7 +146,9 @@ class ResultsStore:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute(
+            "PRAGMA synchronous=FULL" if os.environ.get("MALOT_EVAL_FSYNC") == "1" else "PRAGMA synchronous=NORMAL"
+        )
         conn.execute("PRAGMA foreign_keys=ON")
         return conn
 
