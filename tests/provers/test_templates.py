@@ -96,8 +96,9 @@ def test_lot_prompt_layout() -> None:
 def test_whole_proof_prefill_is_the_open_block() -> None:
     rendered = load_template("deepseek-prover-v1.5").render_prover(PROBLEM.model_dump())
     assert isinstance(rendered.prompt, str)
-    assert rendered.prompt.startswith("Complete the following Lean 4 code:\n\n```lean4\n")
-    assert rendered.prefill == rendered.prompt[len("Complete the following Lean 4 code:\n\n") :]
+    opening = "<｜begin▁of▁sentence｜>Complete the following Lean 4 code:\n\n"  # raw text: the model's BOS
+    assert rendered.prompt.startswith(opening + "```lean4\n")
+    assert rendered.prefill == rendered.prompt[len(opening) :]
     assert rendered.stop == ("```",)
     assert "/-- What is the positive difference" in rendered.prompt
 
