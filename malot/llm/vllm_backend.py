@@ -233,4 +233,4 @@ class VllmLLM(BaseLLM):
         """Shut the engine down (frees the model and its KV cache)."""
         engine, self.engine = self.engine, None
         if engine is not None:
-            engine.shutdown()
+            await asyncio.to_thread(engine.shutdown)  # blocks until the engine process has exited

@@ -11,7 +11,6 @@ import pytest
 from malot.cli.app import main
 from malot.config import LLMSettings, Settings
 from malot.llm.doctor import checks
-from malot.testing.vllm_server import LocalVllmServer
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -79,11 +78,3 @@ def test_doctor_lists_backends_and_checks_the_configured_model(tmp_path: Path) -
     down = by_name(Settings(llm=LLMSettings(model="http://127.0.0.1:9/v1#m")))
     assert down["model http://127.0.0.1:9/v1#m"][0] == "error"
     assert "not reachable" in down["model http://127.0.0.1:9/v1#m"][1]
-
-
-@pytest.mark.slow
-def test_doctor_reaches_the_vllm_server(vllm_server: LocalVllmServer) -> None:
-    good = by_name(Settings(llm=LLMSettings(model=vllm_server.model_string)))[f"model {vllm_server.model_string}"]
-    assert good == ("ok", "reachable; serves tiny")
-    wrong = f"{vllm_server.base_url}#other"
-    assert by_name(Settings(llm=LLMSettings(model=wrong)))[f"model {wrong}"][0] == "error"

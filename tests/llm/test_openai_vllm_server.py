@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
+from malot.config import LLMSettings, Settings
 from malot.errors import LLMError
 from malot.llm import ChatMessage, GenerationRequest, SamplingParams, load_llm
+from malot.llm.doctor import checks
 from malot.llm.hf_backend import TransformersLLM
 from malot.llm.openai_backend import OpenAICompatibleLLM
 from malot.testing.vllm_server import LocalVllmServer
@@ -83,3 +90,28 @@ async def test_server_4xx_is_a_clear_error(vllm_server: LocalVllmServer) -> None
     async with load_llm(f"{vllm_server.base_url}#no-such-model") as wrong:
         with pytest.raises(LLMError, match=r"HTTP 404.*model name"):
             await wrong.complete("theorem")
+
+
+def test_overhead_benchmark_writes_its_figures(vllm_server: LocalVllmServer, tmp_path: Path) -> None:
+    out = tmp_path / "llm_overhead.json"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "llm_overhead.py"
+    argv = [sys.executable, str(script), "--server-url", vllm_server.model_string, "--requests", "8"]
+    argv += ["--concurrency", "4", "--repeats", "1", "--out", str(out)]
+    subprocess.run(argv, check=True, capture_output=True, timeout=120)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert set(data) == {"malot_requests_per_second", "openai_requests_per_second", "overhead_ratio", "details"}
+    malot_rps, openai_rps = data["malot_requests_per_second"], data["openai_requests_per_second"]
+    assert malot_rps > 0 and openai_rps > 0
+    assert data["overhead_ratio"] == pytest.approx(openai_rps / malot_rps)
+    assert data["details"]["same_greedy_text"] is True
+
+
+def doctor_by_name(settings: Settings) -> dict[str, tuple[str, str]]:
+    return {c.name: (c.status, c.detail) for c in checks(settings)}
+
+
+def test_doctor_reaches_the_vllm_server(vllm_server: LocalVllmServer) -> None:
+    found = doctor_by_name(Settings(llm=LLMSettings(model=vllm_server.model_string)))
+    assert found[f"model {vllm_server.model_string}"] == ("ok", "reachable; serves tiny")
+    wrong = f"{vllm_server.base_url}#other"
+    assert doctor_by_name(Settings(llm=LLMSettings(model=wrong)))[f"model {wrong}"][0] == "error"
