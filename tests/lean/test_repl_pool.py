@@ -170,3 +170,14 @@ async def test_session_gives_an_interactive_repl_then_recycles_it() -> None:
             assert isinstance(step, ProofStepResponse) and step.goals
         await pool.wait_ready()
         assert pool.alive_count == 1 and pool.pids() != [pid]  # a session's REPL is not reused by checks
+
+
+async def test_crash_loop_restarts_back_off() -> None:
+    snippet = recorded_checks()[0][0]
+    async with ReplPool([*REPLAY, "--crash-after", "0"], size=1, backoff=(0.05, 0.2)) as pool:
+        results = [await pool.check([snippet]) for _ in range(5)]
+        assert all(r[0].status == "crash" for r in results)
+        # each fresh process dies on its first command: the waits grow 0.05, 0.1, 0.2, 0.2
+        assert pool.backoff_waits == [0.05, 0.1, 0.2, 0.2]
+        await pool.wait_ready()
+        assert pool.alive_count == 1

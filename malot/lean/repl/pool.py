@@ -125,8 +125,10 @@ class ReplPool:
         self._replacing: set[asyncio.Task[None]] = set()
         self._headers: OrderedDict[str, None] = OrderedDict()
         self._closed = False
+        self._streaks: dict[int, int] = {}
         self.restarts = 0
         self.recycled = 0
+        self.backoff_waits: list[float] = []
 
     @classmethod
     def from_settings(cls, settings: LeanSettings, *, size: int | None = None) -> ReplPool:
@@ -241,21 +243,21 @@ class ReplPool:
             raise
         return worker
 
-    def _schedule_replacement(self, slot: int) -> None:
+    def _schedule_replacement(self, slot: int, delay: float = 0.0) -> None:
         if self._closed:
             return
-        task = asyncio.get_running_loop().create_task(self._replace(slot))
+        task = asyncio.get_running_loop().create_task(self._replace(slot, delay))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
-    async def _replace(self, slot: int) -> None:
-        delay = 0.0
+    async def _replace(self, slot: int, delay: float = 0.0) -> None:
         while not self._closed:
             if delay:
+                self.backoff_waits.append(delay)
                 await asyncio.sleep(delay)
             try:
                 worker = await self._spawn(slot)
-            except (OSError, LeanError) as exc:
+            except Exception as exc:  # any failure to start is retried, with a growing delay
                 delay = min(self.backoff[1], max(self.backoff[0], delay * 2))
                 log.warning("REPL slot %d failed to start (%s); retrying in %.2fs", slot, exc, delay)
                 continue
@@ -281,19 +283,33 @@ class ReplPool:
             self._idle.remove(best)
             return best
 
-    async def _release(self, worker: _Worker, healthy: bool) -> None:
+    async def _release(self, worker: _Worker, healthy: bool, *, failed: bool | None = None) -> None:
+        """Return ``worker`` to the idle list, or kill and replace it (after a failure, or ``max_commands``).
+
+        A slot whose fresh processes keep failing on their first commands (a crash loop) waits before each
+        replacement, the wait doubling from ``backoff[0]`` up to ``backoff[1]``.
+        """
         if self._closed:
             await worker.process.kill()
             return
+        if healthy:
+            self._streaks[worker.slot] = 0
         if healthy and worker.process.alive and worker.process.commands_sent < self.max_commands:
             async with self._cond:
                 self._idle.append(worker)
                 self._cond.notify()
             return
-        if healthy:
+        failed = not healthy if failed is None else failed
+        if not failed:
             self.recycled += 1
+        elif worker.process.commands_sent <= 2:
+            self._streaks[worker.slot] = self._streaks.get(worker.slot, 0) + 1
+        else:
+            self._streaks[worker.slot] = 1
+        streak = self._streaks[worker.slot]
+        delay = 0.0 if streak <= 1 else min(self.backoff[1], self.backoff[0] * 2 ** (streak - 2))
         await worker.process.kill()
-        self._schedule_replacement(worker.slot)
+        self._schedule_replacement(worker.slot, delay)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[ReplProcess]:
@@ -303,7 +319,7 @@ class ReplPool:
             yield worker.process
         finally:
             worker.headers.clear()
-            await self._release(worker, healthy=False)
+            await self._release(worker, healthy=False, failed=False)
 
     # --- checking ---------------------------------------------------------------------------------------------
 
