@@ -66,6 +66,9 @@ class VllmEngineSettings(_Section):
     enable_prefix_caching: bool = True
     enforce_eager: bool = False
     seed: int = 0
+    engine_args: dict[str, Any] = Field(
+        default_factory=dict, description="any other vLLM AsyncEngineArgs field, passed through unchanged"
+    )
 
 
 class LLMSettings(_Section):

