@@ -306,7 +306,7 @@ class ReplPool:
             self._streaks[worker.slot] = self._streaks.get(worker.slot, 0) + 1
         else:
             self._streaks[worker.slot] = 1
-        streak = self._streaks[worker.slot]
+        streak = self._streaks.get(worker.slot, 0)
         delay = 0.0 if streak <= 1 else min(self.backoff[1], self.backoff[0] * 2 ** (streak - 2))
         await worker.process.kill()
         self._schedule_replacement(worker.slot, delay)
