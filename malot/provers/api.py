@@ -25,6 +25,7 @@ from malot.agents import Budget, Executor, JsonlTraceWriter
 from malot.config import Settings, load_settings
 from malot.errors import ConfigError, MalotError
 from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
+from malot.provers.batching import RequestBatcher
 from malot.provers.demos import Demo, pick_demonstrations
 from malot.provers.presets import Preset, get_preset, preset_for_model
 from malot.provers.problem import Problem, load_problem
@@ -209,6 +210,7 @@ class Prover:
         self.trace_path = Path(trace) if trace is not None else None
         self._sink = _Sink(self.trace_path, on_event)
         self._executor: Executor | None = None
+        self._batcher: RequestBatcher | None = None
         self._rule: Any = None
 
     @property
@@ -236,6 +238,7 @@ class Prover:
                 llm_settings = self.settings.llm.model_copy(update={"model": model})
                 self._llm = load_llm(llm_settings)
                 await self._llm.__aenter__()
+            self._batcher = RequestBatcher(self._llm)
             from malot.lean.acceptance import AcceptanceRule
 
             self._rule = AcceptanceRule.from_settings(self.settings.lean)
@@ -263,6 +266,9 @@ class Prover:
 
     async def aclose(self) -> None:
         """Close what the prover owns (the LLM and verifier it built) and flush the trace."""
+        if self._batcher is not None:
+            batcher, self._batcher = self._batcher, None
+            await batcher.aclose()
         if self._executor is not None:
             self._executor.close()
             self._executor = None
@@ -317,7 +323,7 @@ class Prover:
             raise ConfigError(f"samples must be at least 1, got {samples}")
         lean_settings = self.settings.lean
         deps = ProverDeps(
-            llm=self._llm,
+            llm=self._batcher or self._llm,
             verifier=self._verifier,
             problem=problem,
             template=setup.template,

@@ -119,22 +119,40 @@ async def test_budget_exhausted_stops_corrections(lean_verifier: LeanFileVerifie
     assert len(llm.requests) == 4  # two samples, two passes each; no corrector call
 
 
-class _SlowSiblings(ScriptedLLM):
-    """The scripted model, but every sample except sample 0 waits a long time (a slow GPU)."""
+class _SlowCorrector(ScriptedLLM):
+    """The scripted model, but corrector prompts wait a long time (a slow GPU)."""
 
     async def generate(self, requests: Any) -> list[GenerationResult]:
-        if any(r.params.seed not in (0, None) for r in requests):
+        if any("Here are the error messages" in prompt_text(r) for r in requests):
             await asyncio.sleep(60)
         return await super().generate(requests)
 
 
 async def test_first_success_cancels_other_attempts(lean_verifier: LeanFileVerifier) -> None:
-    llm = _SlowSiblings(lot_answers(SUITE, wrong_rounds=0))
+    wrong_or_right = lot_answers(SUITE, wrong_rounds=0)
+
+    def answer(request: GenerationRequest) -> str:
+        text = wrong_or_right(request)
+        if request.params.seed not in (None, 0) and "<Output>" in prompt_text(request):
+            return f"  {AND_SWAP['wrong_proof']}\n```"  # samples 1-3 are wrong and go to the (slow) corrector
+        return text
+
+    llm = _SlowCorrector(answer)
     started = time.perf_counter()
     async with Prover(settings(samples=4, rounds=2, seed=0), llm=llm, verifier=lean_verifier) as prover:
         result = await prover.prove(problem_of(AND_SWAP))
     assert time.perf_counter() - started < 20
     assert result.proved and result.stopped == "first_success"
-    statuses = sorted(a.status for a in result.attempts)
-    assert statuses == ["cancelled", "cancelled", "cancelled", "success"]
+    by_index = {a.index: a.status for a in result.attempts}
+    assert by_index == {0: "success", 1: "cancelled", 2: "cancelled", 3: "cancelled"}
     assert result.summary["statuses"] == {"cancelled": 3, "success": 1}
+
+
+async def test_sibling_samples_share_one_llm_call(lean_verifier: LeanFileVerifier) -> None:
+    llm = ScriptedLLM(lot_answers(SUITE, wrong_rounds=5))
+    async with Prover(settings(samples=4, rounds=1), llm=llm, verifier=lean_verifier) as prover:
+        result = await prover.prove(problem_of(AND_SWAP))
+    assert not result.proved
+    # pass 1 (the n thoughts), pass 2 (the n proofs), then the corrector's two passes: 4 batched calls of 4
+    assert [len(call) for call in llm.calls] == [4, 4, 4, 4]
+    assert llm.calls[0][0].params.stop == ["</Thought>"]
