@@ -78,7 +78,7 @@ class TransformersLLM(BaseLLM):
         self.max_context: int | None = None
         self._lock = asyncio.Lock()
         self._load_lock = threading.Lock()
-        self._cancel = threading.Event()
+        self._active: threading.Event | None = None  # the cancel flag of the generation now running
         self._capabilities = Capabilities(
             backend="transformers", prompt_logprobs=True, logits_processors=True, infill=False
         )
@@ -158,17 +158,24 @@ class TransformersLLM(BaseLLM):
         return await super().generate(requests)
 
     async def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
-        async with self._lock:
-            self._cancel.clear()
+        async with self._lock:  # one generation at a time owns the model
+            cancel = threading.Event()
+            self._active = cancel
+            work = asyncio.ensure_future(asyncio.to_thread(self._generate_sync, requests, cancel))
             try:
-                return await asyncio.shield(asyncio.to_thread(self._generate_sync, requests))
+                return await asyncio.shield(work)
             except asyncio.CancelledError:
-                self._cancel.set()  # makes the running generate() stop at its next token
+                cancel.set()  # the running generate() stops at its next token ...
+                await asyncio.wait({work})  # ... and the model is free again before the lock is released
+                if not work.cancelled():
+                    work.exception()  # retrieved: the cancellation is what the caller sees
                 raise
+            finally:
+                self._active = None
 
     # ---- synchronous work, run in a worker thread -------------------------------------------------------------
 
-    def _generate_sync(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_sync(self, requests: list[GenerationRequest], cancel: threading.Event) -> list[GenerationResult]:
         results: list[GenerationResult | None] = [None] * len(requests)
         scoring = [i for i, r in enumerate(requests) if r.score_continuation is not None]
         for start in range(0, len(scoring), self.max_batch_size):
@@ -184,7 +191,7 @@ class TransformersLLM(BaseLLM):
             per_call = max(1, self.max_batch_size // requests[indices[0]].params.n)
             for start in range(0, len(indices), per_call):
                 chunk = indices[start : start + per_call]
-                for i, result in zip(chunk, self._sample_batch([requests[i] for i in chunk]), strict=True):
+                for i, result in zip(chunk, self._sample_batch([requests[i] for i in chunk], cancel), strict=True):
                     results[i] = result
         return [r for r in results if r is not None]
 
@@ -243,7 +250,7 @@ class TransformersLLM(BaseLLM):
             out.append(GenerationResult(prompt_tokens=len(p), continuation_logprobs=chosen.tolist()))
         return out
 
-    def _sample_batch(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
+    def _sample_batch(self, requests: list[GenerationRequest], cancel: threading.Event) -> list[GenerationResult]:
         import torch
         from transformers import LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
@@ -269,7 +276,6 @@ class TransformersLLM(BaseLLM):
         eos_ids = [tok.eos_token_id]
         if infill:
             eos_ids = [tok.convert_tokens_to_ids(CODEGEN2.end), tok.convert_tokens_to_ids(CODEGEN2.eot)]
-        cancel = self._cancel
 
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
@@ -340,8 +346,9 @@ class TransformersLLM(BaseLLM):
         return len(ids)
 
     async def aclose(self) -> None:
-        """Drop the model and tokenizer (the memory is freed when nothing else holds them)."""
-        self._cancel.set()
+        """Stop a running generation, then drop the model and tokenizer (freed when nothing else holds them)."""
+        if self._active is not None:
+            self._active.set()
         async with self._lock:
             self.model = None
             self.tokenizer = None

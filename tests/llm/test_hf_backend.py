@@ -3,17 +3,18 @@ against the model's logits, logits processors, chat templates, CodeGen2 infillin
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from malot.errors import CapabilityError, LLMError
 from malot.llm import ChatMessage, GenerationRequest, InfillPrompt, SamplingParams, load_llm
 from malot.llm.hf_backend import TransformersLLM
 from malot.llm.infill import cut_infill_output, render_infill_text, trim_infill_ids
-
-torch = pytest.importorskip("torch")  # the hf extra is part of the dev install; this only guards odd set-ups
 
 
 @pytest.fixture
@@ -120,6 +121,25 @@ async def test_logits_processors_per_request_and_per_backend(tiny_llama: Path, l
     async with TransformersLLM(tiny_llama, logits_processors=[backend_wide]) as other:
         assert await other.complete("lemma", max_tokens=3) == [word * 3]
     assert len(backend_wide.shapes) == 3
+
+
+async def test_cancellation_stops_the_running_generation(llama: TransformersLLM) -> None:
+    steps = 0
+
+    def slow(input_ids: Any, scores: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        time.sleep(0.02)
+        return scores
+
+    request = GenerationRequest(prompt="theorem", params=SamplingParams(max_tokens=400), logits_processors=[slow])
+    started = time.perf_counter()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(llama.generate([request]), timeout=0.3)
+    assert time.perf_counter() - started < 5.0  # far less than the ~8 s the 400 slow steps would take
+    stopped_at = steps
+    assert await llama.complete("lemma", max_tokens=2) is not None  # the model is free again
+    assert steps == stopped_at and stopped_at < 400
 
 
 async def test_chat_template_and_context_limit(llama: TransformersLLM) -> None:
