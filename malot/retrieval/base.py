@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -60,6 +61,28 @@ class CorpusRetriever(ABC):
     @abstractmethod
     def rank(self, query: Demonstration, depth: int) -> list[tuple[int, float]]:
         """The ``depth`` best corpus indexes for ``query`` with their scores, best first."""
+
+    def rank_many(self, queries: Sequence[Demonstration], depth: int) -> list[list[tuple[int, float]]]:
+        """:meth:`rank` for several queries (dense kinds override it to encode the queries in one batch)."""
+        return [self.rank(q, depth) for q in queries]
+
+    def retrieve_many(self, queries: Sequence[Query], k: int) -> list[list[Demonstration]]:
+        """:meth:`retrieve` for several queries at once (faster for dense kinds: one encoder batch)."""
+        return [[self.corpus[i] for i, _ in ranked] for ranked in self.ranked_ids_many(queries, k)]
+
+    def ranked_ids_many(self, queries: Sequence[Query], k: int) -> list[list[tuple[int, float]]]:
+        """:meth:`ranked_ids` for several queries, with the same leakage rules."""
+        if k < 0:
+            raise RetrievalError(f"k must be >= 0, got {k}")
+        qs = [as_query(q) for q in queries]
+        for q in qs:
+            self.guard.check_query(q)
+        if k == 0 or not len(self.corpus) or not qs:
+            return [[] for _ in qs]
+        excluded = [self.guard.excluded(q) for q in qs]
+        depth = min(len(self.corpus), k + max(len(e) for e in excluded))
+        ranked = self.rank_many(qs, depth)
+        return [[(i, s) for i, s in r if i not in e][:k] for r, e in zip(ranked, excluded, strict=True)]
 
     def retrieve(self, query: Query, k: int) -> list[Demonstration]:
         """Up to ``k`` demonstrations, most relevant first, never the query's own problem."""

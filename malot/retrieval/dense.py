@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,14 @@ class DenseRetriever(CorpusRetriever):
         """Corpus indexes by cosine similarity, best first."""
         scores, ids = self.index.search(self.embed_query(query), depth)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)]
+
+    def rank_many(self, queries: Sequence[Demonstration], depth: int) -> list[list[tuple[int, float]]]:
+        """Encode every query in one batch, then search them together."""
+        scores, ids = self.index.search(self.encoder.encode([q.input_text for q in queries]), depth)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_s, strict=True)]
+            for row_ids, row_s in zip(ids, scores, strict=True)
+        ]
 
     def params(self) -> dict[str, Any]:
         """The encoder model path."""

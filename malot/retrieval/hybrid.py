@@ -52,6 +52,15 @@ class HybridRetriever(CorpusRetriever):
         rankings = [[i for i, _ in part.rank(query, pool)] for part in self.parts]
         return reciprocal_rank_fusion(rankings, k=self.rrf_k)[:depth]
 
+    def rank_many(self, queries: Sequence[Demonstration], depth: int) -> list[list[tuple[int, float]]]:
+        """Each part ranks all queries in one batch; then fuse per query."""
+        pool = min(len(self.corpus), max(depth, self.depth))
+        per_part = [part.rank_many(queries, pool) for part in self.parts]
+        return [
+            reciprocal_rank_fusion([[i for i, _ in part[n]] for part in per_part], k=self.rrf_k)[:depth]
+            for n in range(len(queries))
+        ]
+
     def params(self) -> dict[str, Any]:
         """Fusion settings and the parts' kinds."""
         return {"rrf_k": self.rrf_k, "depth": self.depth, "parts": [p.kind for p in self.parts]}

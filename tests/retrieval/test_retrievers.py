@@ -63,6 +63,20 @@ def test_dense_and_hybrid_find_the_reworded_problem(demos: Corpus, encoder: Sent
         assert sum(t == d.name for t, d in zip(top, demos, strict=False)) >= 9, retriever.kind
 
 
+def test_batched_retrieval_matches_one_by_one(demos: Corpus, encoder: SentenceEncoder) -> None:
+    dense = DenseRetriever(demos, encoder)
+    retrievers = [
+        build_retriever("bm25", demos),
+        dense,
+        HybridRetriever(demos, [build_retriever("bm25", demos), dense]),
+    ]
+    queries = [demos[3], demos[30], "theorem q (x : ℝ) (h : 3 * x = 6) : x = 2 := by"]
+    for retriever in retrievers:
+        batched = retriever.retrieve_many(queries, 4)
+        assert [[d.name for d in r] for r in batched] == [[d.name for d in retriever.retrieve(q, 4)] for q in queries]
+        assert demos[3].name not in {d.name for d in batched[0]}
+
+
 def test_reciprocal_rank_fusion_math() -> None:
     fused = dict(reciprocal_rank_fusion([[1, 2, 3], [3, 1]], k=60))
     assert fused[1] == pytest.approx(1 / 61 + 1 / 62)

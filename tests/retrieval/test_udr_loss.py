@@ -70,3 +70,13 @@ def test_sampled_lists_hold_top_middle_and_bottom_in_lm_order() -> None:
         seen_middle.update(p for p in positions if 6 < p < 49)
     assert len(seen_middle) > 20  # the middle is sampled, not fixed
     assert sample_candidate_list([5, 6, 7], size=8, rng=rng) == [0, 1, 2]  # short rankings: all of them
+
+
+def test_tied_feedback_scores_share_a_rank() -> None:
+    from malot.retrieval.udr.train import FeedbackTable
+
+    table = FeedbackTable()
+    table.scores[0] = {5: 0.5, 6: 1.0, 7: 0.5, 8: 0.1}
+    assert table.ranking(0) == [6, 5, 7, 8]
+    assert table.tied_ranks(0) == {6: 1, 5: 2, 7: 2, 8: 4}  # equal proxy scores: no preference between 5 and 7
+    assert table.missing(0, [5, 9]) == [9]

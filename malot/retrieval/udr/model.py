@@ -99,7 +99,8 @@ class DualEncoder:
 
     @staticmethod
     def _forward(encoder: Any, texts: Sequence[str]) -> Any:
-        features = encoder.tokenize(list(texts))
+        prepare = getattr(encoder, "preprocess", None) or encoder.tokenize  # sentence-transformers >= 6 renamed it
+        features = prepare(list(texts))
         device = encoder.device
         features = {k: v.to(device) if hasattr(v, "to") else v for k, v in features.items()}
         return encoder(features)["sentence_embedding"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,15 @@ class UDRRetriever(CorpusRetriever):
         """Corpus indexes by dot product, best first."""
         scores, ids = self.index.search(self.embed_query(query), depth)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True)]
+
+    def rank_many(self, queries: Sequence[Demonstration], depth: int) -> list[list[tuple[int, float]]]:
+        """Encode every query in one batch, then search them together."""
+        vectors = self.model.encode_queries([query_text(q, self.model.instruction) for q in queries])
+        scores, ids = self.index.search(vectors, depth)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_s, strict=True)]
+            for row_ids, row_s in zip(ids, scores, strict=True)
+        ]
 
     def params(self) -> dict[str, Any]:
         """Where the dual encoder lives (inside the folder unless it was loaded from elsewhere)."""

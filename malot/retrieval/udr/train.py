@@ -94,6 +94,18 @@ class FeedbackTable:
         have = self.scores.get(query, {})
         return sorted(have, key=lambda c: (-have[c], c))
 
+    def tied_ranks(self, query: int) -> dict[int, int]:
+        """1-based competition ranks: tied scores share the best rank, so the list loss prefers neither of them."""
+        have = self.scores.get(query, {})
+        ranks: dict[int, int] = {}
+        previous: float | None = None
+        rank = 0
+        for position, c in enumerate(self.ranking(query), 1):
+            if have[c] != previous:
+                rank, previous = position, have[c]
+            ranks[c] = rank
+        return ranks
+
     def __len__(self) -> int:
         return sum(len(v) for v in self.scores.values())
 
@@ -131,9 +143,10 @@ def _make_batch(
         positions = sample_candidate_list(
             ranking, size=config.list_size, n_top=config.n_top, n_bottom=config.n_bottom, rng=rng
         )
+        tied = table.tied_ranks(q)
         q_texts.append(query_text(corpus[q], config.instruction))
         c_texts.append([candidate_text(corpus[ranking[p]], config.instruction) for p in positions])
-        ranks.append([p + 1 for p in positions])
+        ranks.append([tied[ranking[p]] for p in positions])
     return _Batch(q_texts, c_texts, ranks)
 
 
