@@ -4,7 +4,8 @@ Each worker is a Ray actor (:class:`SolverWorker`) that builds its own solver fr
 its own LLM endpoint (``worker_models`` assigns one per worker, round-robin) and its own Lean pool, and solves up to
 ``jobs_per_worker`` problems at a time. Workers send back each problem's attempts and outcome as plain dicts; the
 driver commits them through the same :class:`~malot.eval.runner.RunRecorder` as the local backend, so the store,
-resume and reports are the same whichever backend ran a problem. ``address="local"`` starts a private Ray
+resume and reports are the same whichever backend ran a problem. A worker that dies loses nothing committed: its
+problems go back to the queue for the other workers. ``address="local"`` starts a private Ray
 instance on this machine (for tests and single-node use); any other address joins an existing cluster.
 """
 
@@ -106,6 +107,7 @@ class RayBackend:
         self.cpus_per_worker = cpus_per_worker
         self.init_kwargs = dict(init_kwargs or {})
         self.workers_seen: set[str] = set()
+        self.lost_workers: list[str] = []
 
     def _connect(self) -> tuple[Any, bool]:
         try:
@@ -170,9 +172,12 @@ class RayBackend:
     async def _dispatch(
         self, actors: list[Any], problems: Sequence[BenchmarkProblem], budget: ProblemBudget, recorder: RunRecorder
     ) -> None:
+        from ray.exceptions import RayActorError
+
         queue = deque(problems)
         budget_dict = budget.to_dict()
         in_flight: dict[asyncio.Future[Any], tuple[int, BenchmarkProblem]] = {}
+        dead: set[int] = set()
 
         def submit(worker: int) -> None:
             problem = queue.popleft()
@@ -180,25 +185,46 @@ class RayBackend:
             ref = actors[worker].solve.remote(problem.model_dump(mode="json"), budget_dict)
             in_flight[asyncio.wrap_future(ref.future())] = (worker, problem)
 
+        def fill(worker: int) -> None:
+            busy = sum(1 for w, _ in in_flight.values() if w == worker)
+            for _ in range(self.jobs_per_worker - busy):
+                if queue:
+                    submit(worker)
+
         for worker in range(len(actors)):
-            for _ in range(self.jobs_per_worker):
-                if queue:
-                    submit(worker)
-        while in_flight:
-            done, _ = await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
-            for future in done:
-                worker, problem = in_flight.pop(future)
-                try:
-                    result = future.result()
-                except Exception as exc:
-                    for other in in_flight:
-                        other.cancel()
-                    raise MalotError(
-                        f"Ray worker {worker} failed on {problem.name}: {exc}",
-                        hint="fix the worker's environment, then continue with --resume",
-                    ) from exc
-                self.workers_seen.add(str(result["worker"]))
-                recorder.attempts([AttemptRecord.from_dict(r) for r in result["records"]])
-                recorder.finished_problem(ProblemOutcome.from_dict(result["outcome"]))
-                if queue:
-                    submit(worker)
+            fill(worker)
+        try:
+            while in_flight:
+                done, _ = await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    worker, problem = in_flight.pop(future)
+                    try:
+                        result = future.result()
+                    except RayActorError as exc:
+                        # the worker process died: its problems go to the other workers (nothing was committed)
+                        if worker not in dead:
+                            dead.add(worker)
+                            self.lost_workers.append(f"worker {worker}: {exc}".splitlines()[0])
+                        queue.appendleft(problem)
+                        alive = [w for w in range(len(actors)) if w not in dead]
+                        if not alive:
+                            raise MalotError(
+                                f"every Ray worker died (last on {problem.name})",
+                                hint="check the workers' logs, then continue with --resume",
+                            ) from exc
+                        for w in alive:
+                            fill(w)
+                        continue
+                    except Exception as exc:
+                        raise MalotError(
+                            f"Ray worker {worker} failed on {problem.name}: {exc}",
+                            hint="fix the worker's environment, then continue with --resume",
+                        ) from exc
+                    self.workers_seen.add(str(result["worker"]))
+                    recorder.attempts([AttemptRecord.from_dict(r) for r in result["records"]])
+                    recorder.finished_problem(ProblemOutcome.from_dict(result["outcome"]))
+                    if worker not in dead:
+                        fill(worker)
+        finally:
+            for other in in_flight:
+                other.cancel()

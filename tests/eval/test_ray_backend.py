@@ -8,6 +8,7 @@ a scripted LLM per worker (two ``script:`` endpoints) and the real Lean 4.35.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from pathlib import Path
 
@@ -34,29 +35,36 @@ def _attempts(store: ResultsStore) -> list[tuple[str, int, bool]]:
     return sorted((a["problem"], a["sample"], a["verified"]) for a in store.attempts(final_only=True))
 
 
-def _ray_run(tmp: Path, settings: Settings, solver: str | None, models: list[str], count: int) -> ResultsStore:
+def _ray_run(
+    tmp: Path, settings: Settings, solver: str | None, models: list[str], count: int
+) -> tuple[ResultsStore, RayBackend]:
     data = load_dataset(SUITE).select(count=count)
     remote = create_run(data, settings, tmp / "ray", solver=solver, backend="ray")
     backend = RayBackend("local", solver=solver, workers=2, jobs_per_worker=3, worker_models=models)
     summary = asyncio.run(EvalRunner(remote, settings, backend).run())
     assert summary.done == count and summary.finished_now == count
-    assert len(backend.workers_seen) == 2  # both workers solved problems
+    assert len(backend.workers_seen) + len(backend.lost_workers) >= 2  # both workers got problems
     assert remote.sessions()[0]["backend"] == "ray"
-    return remote
+    return remote, backend
 
 
 @pytest.mark.slow
 @pytest.mark.lean
-def test_ray_backend_with_two_workers_matches_the_local_runner(tmp_path: Path, lean_exe: Path) -> None:
+def test_ray_backend_with_two_workers_matches_the_local_runner(
+    tmp_path: Path, lean_exe: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import ray
 
+    # one toy worker process dies on its first meeting with imp_trans; the other worker takes the problem over
+    monkeypatch.setenv("TOY_SOLVER_DIE_ONCE_ON", f"imp_trans:{os.getpid()}:{tmp_path / 'died'}")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
     try:
         toy = load_settings(overrides={"prover.samples": 3, "llm.model": "toy"})
         local = create_run(load_dataset(SUITE), toy, tmp_path / "local", solver=TOY)
         asyncio.run(EvalRunner(local, toy, LocalBackend(load_solver_factory(TOY), jobs=4)).run())
-        remote = _ray_run(tmp_path / "toy", toy, TOY, [], 40)
+        remote, backend = _ray_run(tmp_path / "toy", toy, TOY, [], 40)
         assert _rows(remote) == _rows(local) and _attempts(remote) == _attempts(local)
+        assert (tmp_path / "died").exists() and len(backend.lost_workers) == 1
 
         # the real prover: per problem the same (n, c) as the local runner gets in test_prelude_eval.py
         script = write_script(tmp_path / "a.json")
@@ -71,10 +79,11 @@ def test_ray_backend_with_two_workers_matches_the_local_runner(tmp_path: Path, l
                 "lean.pool_size": 1,
             }
         )
-        remote = _ray_run(tmp_path / "prover", settings, None, [f"script:{script}", f"script:{other}"], 20)
+        remote, backend = _ray_run(tmp_path / "prover", settings, None, [f"script:{script}", f"script:{other}"], 20)
         assert _rows(remote) == {row["name"]: (4, i % 5, i % 5 > 0) for i, row in enumerate(ROWS[:20])}
         assert {n for n, (_, _, solved) in _rows(remote).items() if solved} == expected_solved() & set(_rows(remote))
         assert summarize(remote)["pass_at_k"] == pytest.approx(EXPECTED_PASS)
+        assert len(backend.workers_seen) == 2 and not backend.lost_workers
         endpoints = {a["flags"]["llm"] for a in remote.attempts()}
         assert endpoints == {f"script:{script}", f"script:{other}"}  # each worker used its own endpoint
     finally:

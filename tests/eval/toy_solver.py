@@ -1,7 +1,8 @@
 """A deterministic toy solver for runner/store tests (no LLM, no Lean): a test double of the solver seam.
 
 Sample ``s`` of problem ``p`` "verifies" iff ``sha256(p/s)`` is divisible by 3, so results are reproducible
-across processes. ``TOY_SOLVER_DELAY`` (seconds per attempt) slows it down for the kill-and-resume test.
+across processes. ``TOY_SOLVER_DELAY`` (seconds per attempt) slows it down for the kill-and-resume test;
+``TOY_SOLVER_DIE_ONCE_ON=NAME:PID:MARKER`` makes a worker process exit the first time it meets NAME (a dying worker).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from malot.config import Settings
 from malot.eval.problems import BenchmarkProblem
@@ -23,6 +25,18 @@ def verifies(problem: str, sample: int) -> bool:
     return int(hashlib.sha256(f"{problem}/{sample}".encode()).hexdigest(), 16) % 3 == 0
 
 
+def _die_once(problem: str) -> None:
+    """``TOY_SOLVER_DIE_ONCE_ON=NAME:PID:MARKER``: a process other than PID exits the first time (no MARKER yet) it
+    meets NAME."""
+    spec = os.environ.get("TOY_SOLVER_DIE_ONCE_ON")
+    if not spec:
+        return
+    name, pid, marker = spec.split(":", 2)
+    if name == problem and int(pid) != os.getpid() and not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()), encoding="utf-8")
+        os._exit(1)
+
+
 class ToySolver:
     """Draws ``budget.samples`` samples per problem, each one attempt, with hash-decided verdicts."""
 
@@ -32,6 +46,7 @@ class ToySolver:
         self.delay = delay
 
     async def solve(self, problem: BenchmarkProblem, budget: ProblemBudget, sink: AttemptSink) -> ProblemOutcome:
+        _die_once(problem.name)
         proof = None
         for sample in range(budget.samples):
             await asyncio.sleep(self.delay)
