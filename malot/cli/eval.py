@@ -22,6 +22,7 @@ from typing import Any
 import click
 
 from malot.cli.common import echo_json, err_console, load_cli_settings, make_progress
+from malot.errors import MalotError
 from malot.eval.store import ProblemRow
 
 __all__ = ["command"]
@@ -235,6 +236,12 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
     err_console.print(f"run folder: {store.run_dir}")
     try:
         summary = asyncio.run(runner.run())
+    except (KeyboardInterrupt, MalotError):
+        progress.stop()
+        err_console.print(
+            f"the run stopped; what is committed is kept: continue with malot eval --resume {store.run_dir}"
+        )
+        raise
     finally:
         progress.stop()
     report_paths: dict[str, str] = {}
