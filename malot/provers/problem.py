@@ -102,15 +102,18 @@ class Problem(BaseModel):
         """A problem from a statement string.
 
         Text before the first ``theorem``/``lemma`` is taken as the header (unless ``header`` is given); a bare
-        statement with no header gets :data:`DEFAULT_HEADER` (Mathlib). The name comes from the declaration
-        (``example`` gets ``name`` or ``"example"``).
+        statement with no header gets :data:`DEFAULT_HEADER` (Mathlib). The name comes from the declaration; an
+        ``example`` becomes ``theorem NAME`` (``name``, default ``goal``) so the acceptance rule can check it.
         """
         found_header, statement = split_statement(text)
         if header is None:
             header = found_header if found_header.strip() else DEFAULT_HEADER
         decl_name = _declared_name(statement)
+        if decl_name is None:  # an ``example``: give it a name, the acceptance rule checks a named theorem
+            decl_name = name or "goal"
+            statement = re.sub(r"^\s*example\b", f"theorem {decl_name}", statement, count=1)
         return cls(
-            name=name or decl_name or "example",
+            name=name or decl_name,
             header=_ensure_newline(header),
             statement=normalize_statement(statement),
             informal=informal,

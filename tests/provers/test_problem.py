@@ -69,3 +69,9 @@ def test_from_lean_file(tmp_path: Path) -> None:
         Problem.from_lean_file(path, "fourth")
     with pytest.raises(DatasetError, match="does not exist"):
         Problem.from_lean_file(tmp_path / "missing.lean", "x")
+
+
+def test_example_becomes_a_named_theorem() -> None:
+    assert Problem.from_statement("example : True := by trivial").statement == "theorem goal : True := by"
+    named = Problem.from_statement("example (n : Nat) : n = n :=", name="refl_n")
+    assert (named.name, named.statement) == ("refl_n", "theorem refl_n (n : Nat) : n = n :=")
