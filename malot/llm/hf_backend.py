@@ -76,6 +76,7 @@ class TransformersLLM(BaseLLM):
         self.model: Any = None
         self.tokenizer: Any = None
         self.max_context: int | None = None
+        self.device = "cpu"  # resolved from ``device`` when the model loads
         self._lock = asyncio.Lock()
         self._load_lock = threading.Lock()
         self._active: threading.Event | None = None  # the cancel flag of the generation now running
