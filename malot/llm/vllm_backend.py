@@ -136,7 +136,8 @@ class VllmLLM(BaseLLM):
         config = Path(self.model_name) / "config.json"
         if config.is_file():
             model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-            refuse_vllm_codegen(model_type, self.engine_options.get("model_impl"))
+            args = engine_args_from_settings(self.model_name, self.engine_settings, **self.engine_options)
+            refuse_vllm_codegen(model_type, args.get("model_impl"))
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Start the engine on first use, then check capabilities and answer."""
