@@ -233,13 +233,14 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         backend = LocalBackend(factory, jobs=opts["jobs"])
     progress = _Progress(enabled=not opts["no_progress"] and not opts["as_json"])
     runner = EvalRunner(store, settings, backend, listener=progress, budget=budget)
-    err_console.print(f"run folder: {store.run_dir}")
+    err_console.print(f"run folder: {store.run_dir}", soft_wrap=True)
     try:
         summary = asyncio.run(runner.run())
     except (KeyboardInterrupt, MalotError):
         progress.stop()
         err_console.print(
-            f"the run stopped; what is committed is kept: continue with malot eval --resume {store.run_dir}"
+            f"the run stopped; what is committed is kept: continue with malot eval --resume {store.run_dir}",
+            soft_wrap=True,
         )
         raise
     finally:
