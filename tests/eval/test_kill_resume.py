@@ -83,3 +83,29 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path: Path
         sessions = resumed.sessions()
         assert [s["status"] for s in sessions] == ["interrupted", "finished"]
         assert resumed.counts()["done"] == 40
+
+
+def test_ctrl_c_marks_the_session_interrupted_and_says_how_to_resume(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    env = {**os.environ, "TOY_SOLVER_DELAY": "0.04", "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "malot", "eval", str(SUITE), *ARGS, "--jobs", "2", "--out", str(out)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while _done(out / "results.sqlite") < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert f"continue with malot eval --resume {out}" in err
+    with ResultsStore.open(out) as store:
+        assert [s["status"] for s in store.sessions()] == ["interrupted"]
+        assert store.counts()["done"] < 40
+    assert main(["eval", "--resume", str(out), "--no-progress", "--no-report"]) == 0
+    with ResultsStore.open(out) as store:
+        assert store.counts()["done"] == 40 and len(store.attempts(final_only=True)) == 160
