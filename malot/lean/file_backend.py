@@ -20,6 +20,7 @@ from types import TracebackType
 
 from malot.errors import BackendUnavailableError
 from malot.lean.base import CheckResult, LeanMessage, Snippet
+from malot.lean.cputime import TIMES_WRAPPER, leaf_descendants, split_times
 from malot.lean.messages import parse_json_lines
 from malot.lean.sandbox import SandboxKind, limits_preexec, resolve_sandbox, wrap_command
 
@@ -60,6 +61,25 @@ def _kill_group(proc: asyncio.subprocess.Process) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(ProcessLookupError):
         proc.kill()
+
+
+async def _terminate(proc: asyncio.subprocess.Process) -> None:
+    """Kill Lean, then its wrappers, then anything left in the process group; reap the child.
+
+    Lean (a leaf of the tree) dies first so its shell reaps it; killing the whole group at once would leave Lean
+    a zombie for ``init`` to collect.
+    """
+    if proc.returncode is None:
+        leaves = leaf_descendants(proc.pid)
+        for pid in leaves:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if leaves:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(proc.wait()), 2.0)
+    _kill_group(proc)
+    with contextlib.suppress(ProcessLookupError):
+        await asyncio.shield(proc.wait())
 
 
 class LeanFileVerifier:
@@ -119,8 +139,7 @@ class LeanFileVerifier:
 
     async def aclose(self) -> None:
         """Kill any Lean still running and remove the scratch folder."""
-        for proc in list(self._running):
-            _kill_group(proc)
+        await asyncio.gather(*(_terminate(proc) for proc in list(self._running)), return_exceptions=True)
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None
@@ -144,9 +163,9 @@ class LeanFileVerifier:
         self._counter += 1
         path = scratch / f"Check{self._counter}.lean"
         path.write_text(snippet.code, encoding="utf-8")
-        argv = wrap_command([*self._argv, str(path)], self.sandbox_kind, writable=[scratch], cwd=self.project)
+        timed = ["sh", "-c", TIMES_WRAPPER, "sh", *self._argv, str(path)]
+        argv = wrap_command(timed, self.sandbox_kind, writable=[scratch], cwd=self.project)
         started = time.perf_counter()
-        ru0 = _children_cpu()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
@@ -164,8 +183,7 @@ class LeanFileVerifier:
         try:
             stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
         except TimeoutError:
-            _kill_group(proc)
-            await proc.wait()
+            await _terminate(proc)
             return CheckResult(
                 id=snippet.id,
                 status="timeout",
@@ -174,21 +192,16 @@ class LeanFileVerifier:
                 backend=self.name,
             )
         finally:
-            if proc.returncode is None:  # cancelled: kill the whole group before leaving
-                _kill_group(proc)
-                with contextlib.suppress(ProcessLookupError):
-                    await asyncio.shield(proc.wait())
+            if proc.returncode is None:  # cancelled: kill Lean and its group before leaving
+                await _terminate(proc)
             self._running.discard(proc)
             path.unlink(missing_ok=True)
         elapsed = time.perf_counter() - started
-        cpu = _children_cpu() - ru0 if self.workers == 1 else None
-        return self._result(snippet.id, proc.returncode, stdout, stderr, elapsed, cpu)
+        return self._result(snippet.id, proc.returncode, stdout, stderr, elapsed)
 
-    def _result(
-        self, sid: str, rc: int | None, stdout: bytes, stderr: bytes, elapsed: float, cpu: float | None
-    ) -> CheckResult:
+    def _result(self, sid: str, rc: int | None, stdout: bytes, stderr: bytes, elapsed: float) -> CheckResult:
         text = stdout.decode("utf-8", errors="replace")
-        err = stderr.decode("utf-8", errors="replace")
+        err, cpu = split_times(stderr.decode("utf-8", errors="replace"))
         messages, other = parse_json_lines(text)
         if rc in (0, 1):
             extra = [ln for ln in other + err.splitlines() if ln.strip()]
@@ -196,10 +209,10 @@ class LeanFileVerifier:
                 messages.append(LeanMessage(severity="error", data="\n".join(extra[-20:])))
             return CheckResult(id=sid, status="ok", messages=messages, time_s=elapsed, cpu_s=cpu, backend=self.name)
         tail = "\n".join((other + err.splitlines())[-10:]).strip()
-        if rc is not None and rc < 0:
-            reason = f"Lean was killed by signal {-rc}"
-        elif rc == 134 or "out of memory" in tail.lower() or "failed to create thread" in tail:
+        if rc == 134 or "out of memory" in tail.lower() or "failed to create thread" in tail:
             reason = f"Lean aborted (exit {rc}), probably at the memory limit ({self.memory_limit_mb} MB)"
+        elif rc is not None and (rc < 0 or rc > 128):  # killed by a signal (the shell reports 128 + signal)
+            reason = f"Lean was killed by signal {-rc if rc < 0 else rc - 128}"
         else:
             reason = f"Lean exited with status {rc}"
         return CheckResult(
@@ -237,10 +250,3 @@ class LeanFileVerifier:
             if proc.returncode != 0:
                 return False
         return True
-
-
-def _children_cpu() -> float:
-    import resource
-
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime

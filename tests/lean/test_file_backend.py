@@ -123,6 +123,7 @@ async def test_raw_check_reports_messages_in_order(verifier: LeanFileVerifier) -
     assert results[1].errors and results[1].errors[0].pos is not None and results[1].errors[0].pos.line == 11
     assert results[2].errors
     assert results[0].accepted is False  # a raw check never accepts: only the acceptance rule does
+    assert all(r.cpu_s is not None and 0 < r.cpu_s <= r.time_s + 0.05 for r in results)  # Lean's own CPU time
 
 
 async def test_wall_timeout_kills_lean(lean_exe: Path) -> None:
@@ -150,7 +151,7 @@ async def test_cancelling_a_check_kills_the_process_group(lean_exe: Path) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
         assert proc.returncode is not None
-        with pytest.raises(ProcessLookupError):
+        with pytest.raises(ProcessLookupError):  # Lean and its shell are gone, reaped (no zombie left)
             os.killpg(proc.pid, 0)
 
 

@@ -69,6 +69,7 @@ async def test_recorded_checks_through_the_pool_match_the_recordings() -> None:
             assert result.id == snippet.id and result.status == "ok", result.error
             assert_matches_recording(result.messages, recorded, offset)
             assert len(result.sorries) == len(CommandResponse.model_validate(recorded).sorries)
+            assert result.cpu_s is not None and result.cpu_s >= 0  # from /proc, around the command
 
 
 async def test_500_checks_with_faulty_processes_all_return_and_pool_recovers(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from malot.errors import BackendUnavailableError, LeanError, VerifierError
 from malot.lean.base import CheckResult, LeanMessage, Position, Snippet, SorryInfo
+from malot.lean.cputime import process_tree_cpu
 from malot.lean.messages import message_from_json
 from malot.lean.repl.header import split_header
 from malot.lean.repl.process import ReplCrashedError, ReplProcess, ReplProtocolError, ReplTimeoutError
@@ -414,6 +415,8 @@ class ReplPool:
         timeout: float,  # noqa: ASYNC109
     ) -> CheckResult:
         env: int | None = None
+        pid = worker.process.pid
+        cpu0 = process_tree_cpu(pid) if pid is not None else None
         if header:
             # a header is set-up work done once per process (import Mathlib takes long): bounded by start_timeout
             got = await self._header_env(worker, header, max(timeout, self.start_timeout))
@@ -421,7 +424,11 @@ class ReplPool:
                 return self._to_result(sid, got, 0)
             env = got
         response = await worker.process.command(body, env=env, timeout=timeout)
-        return self._to_result(sid, response, offset)
+        result = self._to_result(sid, response, offset)
+        cpu1 = process_tree_cpu(pid) if pid is not None and cpu0 is not None else None
+        if cpu0 is not None and cpu1 is not None:
+            result.cpu_s = max(0.0, cpu1 - cpu0)
+        return result
 
     @staticmethod
     def _to_result(sid: str, response: CommandResponse, offset: int) -> CheckResult:
