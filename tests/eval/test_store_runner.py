@@ -138,3 +138,20 @@ def test_report_files_and_defects(tmp_path: Path) -> None:
     md = paths["markdown"].read_text(encoding="utf-8")
     assert "Known-defective statements" in md and "statement is false as formalised" in md
     assert "| 1 |" in md and "pass@k" in md
+
+
+def test_a_run_in_use_by_a_live_process_cannot_be_resumed(tmp_path: Path) -> None:
+    import os
+    import socket
+    import time
+
+    store = make_run(tmp_path, count=2)
+    conn = sqlite3.connect(store.path)
+    with conn:
+        conn.execute(
+            "INSERT INTO sessions (started, status, backend, host, pid) VALUES (?, 'running', 'local', ?, ?)",
+            (time.time(), socket.gethostname(), os.getppid()),
+        )
+    conn.close()
+    with pytest.raises(RunStoreError, match=f"being worked on by process {os.getppid()}"):
+        store.begin_session("local")
