@@ -39,6 +39,7 @@ def _read(value: str | None) -> str | None:
 @click.option("--project", type=click.Path(file_okay=False), help="A Lake project (REPL, or lake env lean).")
 @click.option("--kimina", "kimina_url", help="URL of a Kimina Lean Server.")
 @click.option("--timeout", type=float, help="Seconds per check.")
+@click.option("--prewarm", multiple=True, help="Header each REPL elaborates at start (e.g. 'import Mathlib').")
 @click.option("--allow-axiom", "allow_axioms", multiple=True, help="Also allow this axiom (repeatable).")
 @click.option("--allow-native", is_flag=True, help="Allow native_decide and native-computation axioms.")
 @click.option("--lean4checker", is_flag=True, help="Re-check accepted proofs with lean4checker when installed.")
@@ -56,6 +57,7 @@ def command(
     project: str | None,
     kimina_url: str | None,
     timeout: float | None,
+    prewarm: tuple[str, ...],
     allow_axioms: tuple[str, ...],
     allow_native: bool,
     lean4checker: bool,
@@ -69,6 +71,7 @@ def command(
         "lean.project": project,
         "lean.kimina_url": kimina_url,
         "lean.timeout_s": timeout,
+        "lean.prewarm": list(prewarm) or None,
     }
     if lean_path:
         overrides["lean.backend"] = "file"

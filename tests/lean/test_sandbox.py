@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
+
+import pytest
 
 from malot.config import Settings
 from malot.lean.doctor import checks
@@ -31,3 +34,25 @@ def test_detected_sandbox_isolates_the_network_or_doctor_says_unsandboxed() -> N
     assert "bubblewrap" in sandbox_line.detail or "NOT read-only" in sandbox_line.detail
     off = next(c for c in checks(Settings(lean={"sandbox": "off"})) if c.name == "sandbox")
     assert "unsandboxed" in off.detail
+
+
+def test_backend_choice_follows_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from malot.config import LeanSettings
+    from malot.errors import BackendUnavailableError
+    from malot.lean.select import choose_backend, load_verifier
+
+    monkeypatch.delenv("MALOT_LEAN", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "lakefile.lean").write_text("import Lake\n")
+    assert choose_backend(LeanSettings()).kind == "none"
+    assert choose_backend(LeanSettings(project=project)).kind == "file"  # REPL not built: lake env lean
+    assert choose_backend(LeanSettings(project=project, backend="repl")).kind == "none"
+    repl = project / ".lake" / "packages" / "REPL" / ".lake" / "build" / "bin" / "repl"
+    repl.parent.mkdir(parents=True)
+    repl.write_text("")
+    assert choose_backend(LeanSettings(project=project)).kind == "repl"
+    assert choose_backend(LeanSettings(project=project, kimina_url="http://127.0.0.1:1")).kind == "kimina"
+    with pytest.raises(BackendUnavailableError, match="lake"):
+        load_verifier(LeanSettings(project=project))  # no lake on PATH here
