@@ -237,7 +237,7 @@ class LeanFileVerifier:
         base = [a for a in self._argv if a != "--json"]
         compile_argv = [*base, "-o", str(scratch / "MalotCheck.olean"), str(src)]
         env = {**os.environ, "LEAN_PATH": f"{scratch}:{os.environ.get('LEAN_PATH', '')}"}
-        for argv in (compile_argv, [exe, "--fresh", "MalotCheck"]):
+        for argv in (compile_argv, [exe, "MalotCheck"]):  # replays the module's own declarations in the kernel
             proc = await asyncio.create_subprocess_exec(
                 *argv, cwd=str(scratch), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
             )

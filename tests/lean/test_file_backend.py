@@ -176,3 +176,28 @@ async def test_verify_candidates_batches_in_order(verifier: LeanFileVerifier) ->
     assert [r.id for r in results] == ["a", "b", "c", "d"]
     assert [r.accepted for r in results] == [True, False, False, True]
     assert results[1].status == "screened" and results[2].no_errors is False
+
+
+async def test_lean4checker_recheck_plumbing(lean_exe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """lean4checker is not installed here: a stand-in script on PATH (a double for that binary) checks that malot
+    compiled the accepted proof to MalotCheck.olean with real Lean and put it on LEAN_PATH, then answers."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "lean4checker"
+    script.write_text(
+        '#!/bin/sh\n[ "$1" = MalotCheck ] || exit 3\n'
+        'for d in $(echo "$LEAN_PATH" | tr : " "); do [ -s "$d/MalotCheck.olean" ] && exit "$(cat "$VERDICT")"; done\n'
+        "exit 4\n"
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    verdict = tmp_path / "verdict"
+    monkeypatch.setenv("VERDICT", str(verdict))
+    rule = AcceptanceRule(lean4checker=True)
+    async with LeanFileVerifier(lean_exe, workers=1) as v:
+        verdict.write_text("0")
+        ok = await verify_candidate(v, TARGET, "Eq'.refl", rule)
+        verdict.write_text("1")
+        bad = await verify_candidate(v, TARGET, "Eq'.refl", rule)
+    assert ok.accepted and ok.lean4checker_ok is True
+    assert not bad.accepted and bad.lean4checker_ok is False
