@@ -29,6 +29,7 @@ Status = Literal["ok", "warn", "missing", "error"]
 #: Modules that may define ``checks(settings) -> list[Check]``; each is optional.
 CHECK_PROVIDERS = (
     "malot.llm.doctor",
+    "malot.provers.doctor",
     "malot.lean.doctor",
     "malot.retrieval.doctor",
     "malot.tools.doctor",
