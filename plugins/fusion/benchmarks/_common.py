@@ -17,7 +17,12 @@ def parse(description: str, default_out: str) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smaller run that finishes in under a minute")
     parser.add_argument("--out", type=Path, default=Path(default_out))
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args()
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def write(out: Path, result: dict[str, Any]) -> None:

@@ -1,13 +1,13 @@
-"""ReCo claim: a reference built by co-segmenting the items retrieved for a concept localises the concept better
-than the concept's own (modality-gapped) embedding or a naive average of the retrieved items' features.
+"""ReCo claim: a reference built by co-segmenting the items retrieved for a concept localises the concept better than
+the concept's own (modality-gapped) embedding or a naive average of the retrieved items' features.
 
-Synthetic "images": each item holds object patches (its concept's prototype plus noise) and background patches
-(two of ten background prototypes). In the collection every concept usually appears on its own typical background
+Synthetic "images": each item holds object patches (its concept's prototype plus noise) and background patches (two
+of ten background prototypes). In the collection every concept appears on its own typical background in half its items
 (context bias, as cows on grass); test items put objects on random backgrounds. As with CLIP, item-level embeddings
 are aligned with the concept (text) embeddings while dense patch features are not: items are retrieved by a global
 embedding in the aligned space (a fixed rotation of the mean patch), and the text embedding is the rotated prototype
-plus noise, so using it directly on patches suffers the gap. Every test patch is labelled with a concept or background (below a threshold; each method
-gets its own best threshold, so the comparison is about the references).
+plus noise, so using it directly on patches suffers the gap. Every test patch is labelled with a concept or
+background (below a threshold; each method gets its own best threshold, so the comparison is about the references).
 
     python plugins/fusion/benchmarks/reco_claim.py --quick --out reco.json
 """

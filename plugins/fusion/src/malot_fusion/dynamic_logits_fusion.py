@@ -202,12 +202,16 @@ def fuse_logits(large_logits: torch.Tensor, deltas: torch.Tensor, weights: torch
 
 @dataclass
 class FusionStep:
-    """What one fused decoding step did, per batch row: the weights, each expert's target KL, the fused KL shift."""
+    """What one fused decoding step did, per batch row: the weights, each expert's target KL, the fused KL shift.
+
+    ``call`` numbers the ``generate`` calls the processor has served, so steps of different calls can be told apart.
+    """
 
     step: int
     weights: list[list[float]]
     target_kl: list[list[float]]
     fused_kl: list[float]
+    call: int = 0
 
 
 @dataclass
@@ -238,6 +242,8 @@ class FusionRecorder:
         """A JSON-ready summary for ``RunContext.note``: per-step weights, targets and fused KLs."""
         return {
             "fusion_steps": len(self.steps),
+            "fusion_calls": len({s.call for s in self.steps}),
+            "fusion_step_call": [s.call for s in self.steps],
             "fusion_weights": [s.weights for s in self.steps],
             "fusion_target_kl": [s.target_kl for s in self.steps],
             "fusion_fused_kl": [s.fused_kl for s in self.steps],

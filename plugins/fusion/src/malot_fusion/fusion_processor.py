@@ -56,7 +56,8 @@ class FusionLogitsProcessor:
         self.objective: Objective = objective
         self.recorder = recorder if recorder is not None else FusionRecorder()
         self._step = 0
-        self._last_len = -1
+        self._call = -1
+        self._last_shape = (-1, -1)
 
     @property
     def side_forward_passes(self) -> int:
@@ -65,9 +66,11 @@ class FusionLogitsProcessor:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Return the fused scores for the next token of every row of ``input_ids``."""
-        if input_ids.shape[1] <= self._last_len:
+        rows, length = input_ids.shape
+        if rows != self._last_shape[0] or length <= self._last_shape[1]:
             self._step = 0  # a new generation call
-        self._last_len = input_ids.shape[1]
+            self._call += 1
+        self._last_shape = (rows, length)
         base_logits = self.base.next_logits(input_ids)
         expert_logits = [e.next_logits(input_ids) for e in self.experts]
         vocab = scores.shape[-1]
@@ -84,6 +87,7 @@ class FusionLogitsProcessor:
                 weights=weights.tolist(),
                 target_kl=targets.T.tolist(),
                 fused_kl=fused_kl.tolist(),
+                call=self._call,
             )
         )
         self._step += 1
