@@ -38,6 +38,13 @@ __all__ = ["command"]
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for proof.lean, result.json, trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
+@click.option(
+    "--fuse-expert",
+    "fuse_experts",
+    multiple=True,
+    help="Small fine-tuned expert fused into --model while decoding (Dynamic Logits Fusion; needs malot-fusion).",
+)
+@click.option("--fuse-base", help="With --fuse-expert: the small base model the experts were fine-tuned from.")
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -57,6 +64,8 @@ def command(
     seed: int | None,
     out_dir: str | None,
     as_json: bool,
+    fuse_experts: tuple[str, ...] = (),
+    fuse_base: str | None = None,
 ) -> int:
     """Prove a Lean 4 theorem given as STATEMENT, on stdin, with --file/--theorem, or with --problem."""
     from malot.provers import Problem, Prover, load_problem
@@ -84,16 +93,26 @@ def command(
 
     import asyncio
 
+    fused = _fused_llm(settings, fuse_experts, fuse_base) if fuse_experts or fuse_base else None
+    group_id = f"{problem.name}-{stamp}"
+
     async def run() -> Any:
         on_event = progress.on_event if progress is not None else None
-        async with Prover(settings, trace=trace, on_event=on_event) as prover:
-            if progress is not None:
-                progress.start(problem.name)
-            try:
-                return await prover.prove(problem)
-            finally:
+        try:
+            async with Prover(settings, llm=fused, trace=trace, on_event=on_event) as prover:
                 if progress is not None:
-                    progress.stop()
+                    progress.start(problem.name)
+                try:
+                    return await prover.prove(problem, group_id=group_id)
+                finally:
+                    if progress is not None:
+                        progress.stop()
+        finally:
+            if fused is not None:
+                from malot_fusion.prove_support import append_fusion_note
+
+                append_fusion_note(trace, group_id, fused)  # per-step fusion weights, as a note in the trace
+                await fused.aclose()
 
     result = asyncio.run(run())
     (out / "result.json").write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -125,6 +144,20 @@ def command(
         highlight=False,
     )
     return int(result.exit_code)
+
+
+def _fused_llm(settings: Any, experts: tuple[str, ...], base: str | None) -> Any:
+    """The large model fused with small experts (the malot-fusion plugin, imported only when asked for)."""
+    try:
+        from malot_fusion.prove_support import fused_llm_from_settings
+    except ImportError:
+        from malot.errors import BackendUnavailableError
+
+        raise BackendUnavailableError(
+            "--fuse-expert/--fuse-base need the malot-fusion plugin, which is not installed",
+            hint="pip install -e plugins/fusion",
+        ) from None
+    return fused_llm_from_settings(settings, experts, base)
 
 
 def _read_problem(
