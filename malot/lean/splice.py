@@ -165,7 +165,7 @@ def splice_candidate(header: str, statement: str, name: str, candidate: str) -> 
             )
         preamble = _clean_preamble(candidate[:start], header)
         proof = candidate[tokens[j].end :]
-        prefix = header + (preamble + "\n\n" if preamble.strip() else "")
+        prefix = header + (preamble.rstrip() + "\n" if preamble.strip() else "")
         code = prefix + signature + " :=" + proof
         return Splice(code, len(header), len(prefix), len(prefix) + len(signature) + 3, True)
     body = candidate.strip("\n")
