@@ -201,3 +201,13 @@ async def test_lean4checker_recheck_plumbing(lean_exe: Path, tmp_path: Path, mon
         bad = await verify_candidate(v, TARGET, "Eq'.refl", rule)
     assert ok.accepted and ok.lean4checker_ok is True
     assert not bad.accepted and bad.lean4checker_ok is False
+
+
+async def test_print_axioms_redirected_into_a_namespace_is_not_trusted(verifier: LeanFileVerifier) -> None:
+    """A tail that leaves 'namespace X' open makes the checker's '#print axioms foo' resolve to X.foo: the
+    message names another constant, so the target does not count as checked (besides the screen's ban)."""
+    tail = "Eq'.refl\n\nnamespace X\ntheorem foo : Eq' two two := Eq'.refl"
+    async with verifier:
+        result = await verify_candidate(verifier, TARGET, tail, AcceptanceRule(check_screened=True))
+    assert any("'X.foo' does not depend on any axioms" in m.data for m in result.messages)
+    assert result.target_declared is False and result.axioms is None and not result.accepted
