@@ -54,7 +54,12 @@ def create_run(
 ) -> ResultsStore:
     """Create a run folder with every problem of ``dataset`` pending and the metadata recorded."""
     folder = Path(run_dir)
-    strategy = settings.prover.strategy if solver in (None, DEFAULT_SOLVER) else f"custom:{solver}"
+    if solver in (None, DEFAULT_SOLVER):
+        from malot.provers.api import resolve_setup
+
+        strategy = resolve_setup(settings).strategy  # a model preset may choose the strategy
+    else:
+        strategy = f"custom:{solver}"
     meta = collect_run_meta(
         settings,
         backend=backend,
