@@ -25,7 +25,8 @@ class AttemptRecord:
 
     ``sample`` numbers independent samples (pass@k counts them); ``round`` is the correction round within a sample
     (0 = the first proof). ``verified`` is the acceptance verdict; ``flags`` holds the verdict details (sorry used,
-    axioms, errors count ...). ``lean_s`` is Lean wall time, ``lean_cpu_s`` its CPU time.
+    axioms, errors count ...). ``lean_s`` is Lean wall time, ``lean_cpu_s`` its CPU time; ``wall_s`` is the wall
+    time of the whole sample (all its rounds), as the executor measured the attempt.
     """
 
     problem: str
