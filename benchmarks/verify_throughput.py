@@ -69,6 +69,8 @@ async def file_backend_scaling(lean: Path, files: int, k: int, workers: int) -> 
         t_par = time.perf_counter() - t0
     assert all(r.status == "ok" and r.errors for r in seq_results + par_results)  # every file ran to its verdict
     speedup = t_seq / t_par
+    cpu_seq = sum(r.cpu_s or 0.0 for r in seq_results)
+    cpu_par = sum(r.cpu_s or 0.0 for r in par_results)
     return {
         "files": files,
         "unary_power": k,
@@ -77,6 +79,12 @@ async def file_backend_scaling(lean: Path, files: int, k: int, workers: int) -> 
         "parallel_s": round(t_par, 3),
         "speedup": round(speedup, 3),
         "mean_check_s_sequential": round(t_seq / files, 4),
+        # Lean's own CPU seconds: if the parallel run's cores_obtained is well under `workers`, the machine was
+        # busy with other work and the speedup measures contention, not the backend
+        "lean_cpu_s_sequential": round(cpu_seq, 3),
+        "lean_cpu_s_parallel": round(cpu_par, 3),
+        "cores_obtained_sequential": round(cpu_seq / t_seq, 3),
+        "cores_obtained_parallel": round(cpu_par / t_par, 3),
     }
 
 
