@@ -38,7 +38,9 @@ class DenseRetriever(CorpusRetriever):
         super().__init__(corpus, target_split=target_split)
         self.encoder = encoder or SentenceEncoder()
         if index is None:
-            index = VectorIndex(self.encoder.encode([d.input_text for d in corpus], progress=progress), backend=backend)
+            index = VectorIndex(
+                self.encoder.encode([d.input_text for d in corpus], progress=progress), backend=backend, kind="auto"
+            )
         self.index = index
 
     def embed_query(self, query: Demonstration) -> Any:

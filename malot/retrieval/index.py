@@ -1,8 +1,11 @@
 """Exact inner-product vector indexes: FAISS when it is installed, NumPy otherwise, with the same results.
 
 The vectors are the source of truth and are what gets saved (``vectors.npy`` plus ``index.json``), so an index
-written on a machine with FAISS loads on one without it and vice versa. ``kind="sq8"`` (FAISS only) trades exactness
-for speed on very large corpora by storing 8-bit scalar-quantised vectors.
+written on a machine with FAISS loads on one without it and vice versa. ``kind="flat"`` is exact brute-force search.
+``kind="sq8"`` (FAISS only) is for very large corpora: it scans 8-bit scalar-quantised vectors (a quarter of the memory
+traffic) for a shortlist of ``max(8k, 64)`` and re-scores the shortlist exactly, so returned scores are exact and the
+top ``k`` is exact unless a true neighbour falls outside the shortlist. ``kind="auto"`` picks ``sq8`` from
+:data:`SQ8_FROM` vectors up when FAISS is installed, else ``flat``.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from typing import Any, Literal
 
 from malot.errors import RetrievalError
 
-__all__ = ["IndexBackend", "VectorIndex", "faiss_available"]
+__all__ = ["SQ8_FROM", "IndexBackend", "IndexKind", "VectorIndex", "faiss_available"]
 
 IndexBackend = Literal["auto", "faiss", "numpy"]
+IndexKind = Literal["auto", "flat", "sq8"]
+#: Corpus size from which ``kind="auto"`` uses the quantised index with exact re-scoring.
+SQ8_FROM = 50_000
 _META = "index.json"
 _VECTORS = "vectors.npy"
 
@@ -33,7 +39,7 @@ class VectorIndex:
     run on one thread: on small machines OpenMP start-up costs more than it saves for one query.
     """
 
-    def __init__(self, vectors: Any, *, backend: IndexBackend = "auto", kind: Literal["flat", "sq8"] = "flat") -> None:
+    def __init__(self, vectors: Any, *, backend: IndexBackend = "auto", kind: IndexKind = "flat") -> None:
         import numpy as np
 
         array = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32))
@@ -43,11 +49,13 @@ class VectorIndex:
             backend = "faiss" if faiss_available() else "numpy"
         if backend == "faiss" and not faiss_available():
             raise RetrievalError("the FAISS index backend needs faiss", hint="pip install 'malot[retrieval]'")
+        if kind == "auto":
+            kind = "sq8" if backend == "faiss" and len(array) >= SQ8_FROM else "flat"
         if kind == "sq8" and backend != "faiss":
             raise RetrievalError("the sq8 index needs FAISS", hint="use kind='flat' or install faiss-cpu")
         self.vectors = array
         self.backend: Literal["faiss", "numpy"] = backend
-        self.kind = kind
+        self.kind: Literal["flat", "sq8"] = kind
         self._faiss_index: Any = None
         if backend == "faiss":
             self._faiss_index = self._build_faiss(array, kind)
@@ -91,6 +99,8 @@ class VectorIndex:
         k = min(k, len(self))
         if k <= 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        if self._faiss_index is not None and self.kind == "sq8":
+            return self._search_rescored(q, k)
         if self._faiss_index is not None:
             return self._search_faiss(q, k)
         scores = q @ self.vectors.T
@@ -102,6 +112,17 @@ class VectorIndex:
         order = np.lexsort((part, -part_scores), axis=1)
         ids = np.take_along_axis(part, order, axis=1)
         return np.take_along_axis(scores, ids, axis=1), ids.astype(np.int64)
+
+    def _search_rescored(self, q: Any, k: int) -> tuple[Any, Any]:
+        """Shortlist with the quantised index, then exact scores for the shortlist, best first."""
+        import numpy as np
+
+        _, short = self._search_faiss(q, min(len(self), max(8 * k, 64)))
+        short = np.where(short < 0, 0, short)
+        exact = np.einsum("mkd,md->mk", self.vectors[short], q)
+        order = np.lexsort((short, -exact), axis=1)[:, :k]
+        ids = np.take_along_axis(short, order, axis=1)
+        return np.take_along_axis(exact, order, axis=1), ids.astype(np.int64)
 
     def _search_faiss(self, q: Any, k: int) -> tuple[Any, Any]:
         import faiss

@@ -45,7 +45,9 @@ class UDRRetriever(CorpusRetriever):
                     progress(len(texts[start : start + batch_size]))
             import numpy as np
 
-            index = VectorIndex(np.concatenate(chunks) if chunks else np.zeros((0, 1), np.float32), backend=backend)
+            index = VectorIndex(
+                np.concatenate(chunks) if chunks else np.zeros((0, 1), np.float32), backend=backend, kind="auto"
+            )
         self.index = index
         self._model_ref: str | None = None
 

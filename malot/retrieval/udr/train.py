@@ -30,7 +30,10 @@ Progress = Callable[[str, int, int], None]
 
 @dataclass
 class UDRTrainConfig:
-    """Hyper-parameters of UDR training (defaults follow the paper where it says, and fit a CPU otherwise)."""
+    """Hyper-parameters of UDR training (defaults follow the paper where it says, and fit a CPU otherwise).
+
+    ``objective_batches``: how many fixed batches measure the objective before and after training (``None``: all).
+    """
 
     rounds: int = 2
     candidates: int = 50
@@ -49,6 +52,7 @@ class UDRTrainConfig:
     instruction: str = LEAN_PROOF_INSTRUCTION
     seed: int = 0
     device: str = "cpu"
+    objective_batches: int | None = 2
 
 
 @dataclass
@@ -244,7 +248,7 @@ async def atrain_udr(
     eval_batches = [
         _make_batch(corpus, table, queries[i : i + config.batch_queries], config, eval_rng)
         for i in range(0, len(queries), config.batch_queries)
-    ]
+    ][: config.objective_batches]
     report.objective_before = evaluate_objective(model, eval_batches, config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for round_no in range(config.rounds):
