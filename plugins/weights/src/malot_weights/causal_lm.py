@@ -110,8 +110,13 @@ def build_tiny_lm_folder(
     heads: int = 2,
     seed: int = 0,
     tie_embeddings: bool = True,
+    initializer_range: float = 0.02,
 ) -> Path:
-    """Save a randomly initialised tiny Llama-architecture LM with a word-level tokenizer into ``folder``."""
+    """Save a randomly initialised tiny Llama-architecture LM with a word-level tokenizer into ``folder``.
+
+    ``initializer_range`` is the std of the initial weights; tiny models with the usual 0.02 have such small
+    (tied) embeddings that their logits stay near uniform unless the embeddings themselves are trained.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -125,6 +130,7 @@ def build_tiny_lm_folder(
         num_key_value_heads=heads,
         max_position_embeddings=128,
         tie_word_embeddings=tie_embeddings,
+        initializer_range=initializer_range,
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,

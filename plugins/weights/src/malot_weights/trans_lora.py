@@ -392,6 +392,8 @@ class TransLoraConfig:
     few_shot: int = 3
     n_discriminator: int = 32
     n_candidates: int = 64
+    n_kept: int = 32
+    max_rounds: int = 4
     threshold: float = 0.5
     min_kept: int = 4
     max_new_tokens: int = 24
@@ -461,19 +463,27 @@ def trans_lora(
             seed=seed,
         )
         disc_accuracy = disc.accuracy
-        candidates = generate_synthetic_prompts(
-            teacher,
-            tokenizer,
-            real_prompts,
-            config.n_candidates,
-            few_shot=config.few_shot,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            seed=seed + 1,
-        )
-        scores = disc.score(candidates) if candidates else []
-        ranked = sorted(zip(scores, candidates, strict=True), key=lambda pair: -pair[0])
-        kept = [text for score, text in ranked if score >= config.threshold]
+        # generate rounds of candidates until enough pass the filter (the paper keeps sampling until it has
+        # enough samples judged real); if too few pass, fall back to the best-scored ``min_kept``
+        candidates: list[str] = []
+        scored: list[tuple[float, str]] = []
+        for round_index in range(config.max_rounds):
+            batch = generate_synthetic_prompts(
+                teacher,
+                tokenizer,
+                real_prompts,
+                config.n_candidates,
+                few_shot=config.few_shot,
+                max_new_tokens=config.max_new_tokens,
+                temperature=config.temperature,
+                seed=seed + 1 + round_index,
+            )
+            candidates.extend(batch)
+            scored.extend(zip(disc.score(batch) if batch else [], batch, strict=True))
+            if sum(score >= config.threshold for score, _ in scored) >= config.n_kept:
+                break
+        ranked = sorted(scored, key=lambda pair: -pair[0])
+        kept = [text for score, text in ranked if score >= config.threshold][: config.n_kept]
         if len(kept) < config.min_kept:
             kept = [text for _, text in ranked[: config.min_kept]]
         n_first = len(first)
@@ -528,7 +538,9 @@ class TransLoraInput(BaseModel):
     out: str = Field(description="output adapter .safetensors (PEFT layout, for the new base)")
     rank: int = Field(default=8, gt=0)
     targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
-    n_candidates: int = Field(default=64, gt=0, description="synthetic prompts scored by the discriminator")
+    n_candidates: int = Field(default=64, gt=0, description="synthetic prompts generated per filtering round")
+    n_kept: int = Field(default=32, gt=0, description="stop generating once this many candidates pass the filter")
+    max_rounds: int = Field(default=4, gt=0, description="most rounds of candidate generation")
     n_discriminator: int = Field(default=32, gt=0, description="synthetic prompts used to train the discriminator")
     threshold: float = Field(default=0.5, ge=0, le=1, description="keep candidates with P(real) at least this")
     filter: bool = Field(default=True, description="use the discriminator filter (the paper's method)")
@@ -590,6 +602,8 @@ def trans_lora_tool(args: TransLoraInput) -> TransLoraOutput:
         targets=tuple(args.targets),
         n_discriminator=args.n_discriminator,
         n_candidates=args.n_candidates,
+        n_kept=args.n_kept,
+        max_rounds=args.max_rounds,
         threshold=args.threshold,
         max_new_tokens=args.max_new_tokens,
         discriminator_steps=args.discriminator_steps,
