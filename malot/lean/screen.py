@@ -58,6 +58,34 @@ _BANNED_KEYWORDS = {
     "apply?": "apply?",
     "exact?": "exact?",
 }
+#: Identifier parts that reach into the elaborator or kernel API (metaprograms that could add unchecked
+#: declarations); a proof has no business naming them.
+_META_NAMES = {
+    "addDecl": "kernel API",
+    "addDeclWithoutChecking": "kernel API",
+    "addAndCompile": "kernel API",
+    "Environment": "kernel API",
+    "Kernel": "kernel API",
+    "modifyEnv": "kernel API",
+    "setEnv": "kernel API",
+}
+#: Attributes that register elaborators, macros or start-up code (``@[tactic omega] def ...``).
+_ELAB_ATTRIBUTES = frozenset(
+    {
+        "tactic",
+        "term_elab",
+        "command_elab",
+        "macro",
+        "builtin_tactic",
+        "builtin_term_elab",
+        "builtin_command_elab",
+        "builtin_macro",
+        "init",
+        "builtin_init",
+        "command_code_action",
+        "incremental",
+    }
+)
 #: ``#commands`` a proof may use; every other one is rejected (``#exit``/``#eval`` by name).
 _ALLOWED_COMMANDS = frozenset({"#check", "#print"})
 #: Keywords that change how the statement elaborates when they come before it.
@@ -67,6 +95,7 @@ _BEFORE_STATEMENT = {
     "scoped": "local before statement",
     "variable": "variable before statement",
     "export": "export before statement",
+    "default_instance": "instance before statement",
     "universe": "universe before statement",
 }
 
@@ -116,7 +145,24 @@ def screen_tokens(
     def inside(tok: Token, region: tuple[int, int]) -> bool:
         return region[0] <= tok.start < region[1]
 
+    attr_depth = 0  # > 0 inside "@[ ... ]" or "attribute [ ... ]"
+    attr_first = False  # the next identifier names an attribute
     for k, tok in enumerate(tokens):
+        if tok.text == "@[" or (tok.text == "[" and k > 0 and tokens[k - 1].text == "attribute"):
+            attr_depth, attr_first = attr_depth + 1, True
+            continue
+        if attr_depth:
+            if tok.text in ("[", "(", "{"):
+                attr_depth += 1
+            elif tok.text in ("]", ")", "}"):
+                attr_depth -= 1
+            elif tok.text == "," and attr_depth == 1:
+                attr_first = True
+                continue
+            elif tok.kind == "ident" and attr_first:
+                attr_first = tok.text in ("local", "scoped", "-")
+                if tok.text in _ELAB_ATTRIBUTES and any(inside(tok, r) for r in candidate_regions):
+                    add("elab", tok, f"the attribute @[{tok.text}] registers an elaborator or start-up code")
         if not any(inside(tok, r) for r in candidate_regions):
             continue
         nxt = tokens[k + 1] if k + 1 < len(tokens) else None
@@ -132,6 +178,9 @@ def screen_tokens(
         if tok.kind != "ident":
             continue
         for part in tok.parts:
+            if part in _META_NAMES:
+                add(_META_NAMES[part], tok, f"{tok.text} reaches into Lean's kernel or environment API")
+                break
             if part in _BANNED_NAMES:
                 rule = _BANNED_NAMES[part]
                 add(rule, tok, f"{tok.text} is not allowed in a proof")

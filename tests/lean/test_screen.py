@@ -174,6 +174,14 @@ CHEATS: dict[str, tuple[str, str]] = {
     "notation3": (f'notation3 "ok" => True\n{STMT} := by\n  omega', "notation"),
     "set_option before": (f"set_option autoImplicit true\n{STMT} := by\n  omega", "set_option before statement"),
     "variable before": (f"variable (c : ℕ)\n{STMT} := by\n  omega", "variable before statement"),
+    "tactic attribute": (
+        "@[tactic Lean.Parser.Tactic.omega] def myOmega : Lean.Elab.Tactic.Tactic := fun _ => pure ()\n"
+        f"{STMT} := by\n  omega",
+        "elab",
+    ),
+    "attribute command": (f"attribute [local term_elab foo] bar\n{STMT} := by\n  omega", "elab"),
+    "kernel api": (f"def f : Lean.CoreM Unit := Lean.addDecl d\n{STMT} := by\n  omega", "kernel API"),
+    "default_instance": (f"attribute [default_instance] foo\n{STMT} := by\n  omega", "instance before statement"),
     "apply?": ("apply?", "apply?"),
     "exact?": ("exact?", "exact?"),
 }
