@@ -16,8 +16,10 @@ from malot_weights.core import (
     diagonal_fisher,
     extract_lora,
     flatten,
+    load_lora,
     load_state_dict,
     merge_lora,
+    merge_lora_into,
     merge_tensorwise,
     open_source,
     parameter_blocks,
@@ -199,3 +201,53 @@ def test_memory_source_and_open_source(tmp_path: Path) -> None:
     assert not torch.equal(copy, model.weight)  # reads are copies
     with pytest.raises(ToolError, match="does not exist"):
         open_source(tmp_path / "missing.safetensors")
+
+
+class _CountingSource(MemorySource):
+    """A state dict that records the largest number of elements handed out by one read."""
+
+    largest = 0
+
+    def read(self, name: str) -> torch.Tensor:
+        out = super().read(name)
+        self.largest = max(self.largest, out.numel())
+        return out
+
+    def read_rows(self, name: str, start: int, stop: int) -> torch.Tensor:
+        out = super().read_rows(name, start, stop)
+        self.largest = max(self.largest, out.numel())
+        return out
+
+
+def test_streaming_merge_never_reads_more_than_a_chunk_of_a_large_tensor(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(6)
+    sources = [_CountingSource({"emb": torch.randn(1000, 100, generator=g)}) for _ in range(2)]
+    merge_tensorwise(
+        sources,
+        lambda n, ts: (ts[0] + ts[1]) / 2,
+        output=tmp_path / "m.safetensors",
+        elementwise=True,
+        chunk_bytes=40_000,  # 100 rows of 100 float32
+    )
+    assert all(s.largest == 100 * 100 for s in sources)
+    merged = load_file(str(tmp_path / "m.safetensors"))["emb"]
+    assert torch.allclose(merged, (sources[0].read("emb") + sources[1].read("emb")) / 2)
+
+
+def test_streaming_lora_merge_equals_in_memory_merge(tmp_path: Path) -> None:
+    g = torch.Generator().manual_seed(7)
+    base = {"model.q.weight": torch.randn(6, 4, generator=g), "model.n.weight": torch.ones(4)}
+    lora = {
+        "base_model.model.model.q.lora_A.weight": torch.randn(2, 4, generator=g),
+        "base_model.model.model.q.lora_B.weight": torch.randn(6, 2, generator=g),
+    }
+    save_state_dict(base, tmp_path / "base.safetensors")
+    adapter = tmp_path / "adapter"
+    save_state_dict(lora, adapter / "adapter_model.safetensors")
+    (adapter / "adapter_config.json").write_text('{"r": 2, "lora_alpha": 8}')
+    tensors, alpha = load_lora(adapter)
+    assert alpha == 8.0
+    merge_lora_into(tmp_path / "base.safetensors", tensors, tmp_path / "merged.safetensors", alpha=alpha)
+    streamed = load_file(str(tmp_path / "merged.safetensors"))
+    in_memory = merge_lora(base, lora, alpha=8.0)
+    assert all(torch.equal(streamed[k], in_memory[k]) for k in base)

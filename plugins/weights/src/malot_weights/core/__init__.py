@@ -38,7 +38,16 @@ from malot_weights.core.checkpoint import (
     save_state_dict,
 )
 from malot_weights.core.fisher import diagonal_fisher
-from malot_weights.core.lora import LoraPair, extract_lora, lora_state_dict, lora_targets, merge_lora, unmerge_lora
+from malot_weights.core.lora import (
+    LoraPair,
+    extract_lora,
+    load_lora,
+    lora_state_dict,
+    lora_targets,
+    merge_lora,
+    merge_lora_into,
+    unmerge_lora,
+)
 from malot_weights.core.safetensors_io import SafetensorsReader, SafetensorsWriter, TensorInfo
 
 __all__ = [
@@ -61,10 +70,12 @@ __all__ = [
     "flatten",
     "is_mergeable",
     "iter_tensors",
+    "load_lora",
     "load_state_dict",
     "lora_state_dict",
     "lora_targets",
     "merge_lora",
+    "merge_lora_into",
     "merge_tensorwise",
     "open_source",
     "parameter_blocks",

@@ -7,9 +7,11 @@ the adapted weight is ``W + s · B A`` with ``s = alpha / r``. Adapter keys foll
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from malot.errors import ToolError
@@ -17,7 +19,16 @@ from malot.errors import ToolError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["LoraPair", "extract_lora", "lora_state_dict", "lora_targets", "merge_lora", "unmerge_lora"]
+__all__ = [
+    "LoraPair",
+    "extract_lora",
+    "load_lora",
+    "lora_state_dict",
+    "lora_targets",
+    "merge_lora",
+    "merge_lora_into",
+    "unmerge_lora",
+]
 
 _LORA_RE = re.compile(r"^(?P<path>.+?)\.lora_(?P<which>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
 _PREFIXES = ("base_model.model.", "base_model.", "")
@@ -131,3 +142,52 @@ def lora_state_dict(pairs: Mapping[str, LoraPair], prefix: str = "base_model.mod
         out[f"{path}.lora_A.weight"] = pair.a
         out[f"{path}.lora_B.weight"] = pair.b * pair.scale
     return out
+
+
+def load_lora(path: str | Path) -> tuple[dict[str, torch.Tensor], float | None]:
+    """A PEFT adapter's tensors and ``lora_alpha``: a folder with ``adapter_model.safetensors`` (and
+    ``adapter_config.json``, whose ``lora_alpha`` is returned) or a ``.safetensors`` file (alpha ``None``)."""
+    from malot_weights.core.checkpoint import load_state_dict
+
+    source = Path(path)
+    if source.is_dir():
+        config = source / "adapter_config.json"
+        alpha = json.loads(config.read_text(encoding="utf-8")).get("lora_alpha") if config.is_file() else None
+        return load_state_dict(source / "adapter_model.safetensors"), (float(alpha) if alpha is not None else None)
+    return load_state_dict(source), None
+
+
+def merge_lora_into(
+    base: object,
+    lora: Mapping[str, torch.Tensor],
+    output: str | Path,
+    *,
+    alpha: float | None = None,
+    sign: float = 1.0,
+    copy_side_files_from: str | Path | None = None,
+) -> list[Path]:
+    """Streaming :func:`merge_lora`: read the base (file, folder, module or state dict) one tensor at a time, add
+    ``sign · (alpha/r) B A`` to the adapted weights, and write the result to ``output``; returns the files written."""
+    from malot_weights.core.algebra import merge_tensorwise
+    from malot_weights.core.checkpoint import open_source
+
+    source = open_source(base)
+    try:
+        pairs = lora_targets(lora, source.keys(), alpha=alpha)
+
+        def combine(name: str, tensors: list[torch.Tensor]) -> torch.Tensor:
+            w = tensors[0]
+            pair = pairs.get(name)
+            return w if pair is None else (w.float() + sign * pair.delta()).to(w.dtype)
+
+        _, report = merge_tensorwise(
+            [source],
+            combine,
+            output=output,
+            copy_side_files_from=copy_side_files_from,
+            metadata={"merged_by": "malot-weights merge_lora_into"},
+        )
+    finally:
+        if source is not base:
+            source.close()
+    return report.files
