@@ -161,14 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--udr-epochs", type=int, default=None)
     parser.add_argument("--udr-max-steps", type=int, default=None, help="cap on steps per round")
     parser.add_argument("--max-seq-length", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--lr", type=float, default=2e-5)
     parser.add_argument("--random-seeds", type=int, default=20)
     parser.add_argument("--latency-size", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     quick = args.quick
-    args.udr_rounds = args.udr_rounds or (1 if quick else 2)
-    args.udr_epochs = args.udr_epochs or (1 if quick else 3)
+    args.udr_rounds = args.udr_rounds or 2
+    args.udr_epochs = args.udr_epochs or (1 if quick else 2)
     args.udr_max_steps = args.udr_max_steps if args.udr_max_steps is not None else (3 if quick else None)
     args.max_seq_length = args.max_seq_length or (128 if quick else 256)
     os.environ.setdefault("OMP_NUM_THREADS", str(os.cpu_count() or 1))

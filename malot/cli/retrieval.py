@@ -55,6 +55,7 @@ def _splits(value: str | None) -> list[str] | None:
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Where to save the model.")
 @click.option("--scorer", type=click.Choice(["proxy", "lm"]), default="proxy", show_default=True)
 @click.option("--llm", "llm_model", help="Model string for --scorer lm (default: llm.model from the config).")
+@click.option("--max-demo-chars", type=int, help="--scorer lm: cut each demonstration to this many characters.")
 @click.option("--encoder", help="Sentence-transformers folder to start from (default: offline MiniLM).")
 @click.option("--rounds", type=int, default=2, show_default=True, help="Training rounds (mining between rounds).")
 @click.option("--epochs", type=int, default=2, show_default=True, help="Passes over the queries per round.")
@@ -102,7 +103,7 @@ def train(ctx: click.Context, /, **opts: Any) -> None:
             settings.llm.model_copy(update={"model": opts["llm_model"]}) if opts["llm_model"] else settings.llm
         )
         async with load_llm(llm_settings) as llm:
-            scorer = LMFeedbackScorer(llm)
+            scorer = LMFeedbackScorer(llm, max_demo_chars=opts["max_demo_chars"])
             return await atrain_udr(corpus, scorer, config, model=opts["encoder"], progress=progress)
 
     with _stage_progress(not opts["as_json"]) as progress:

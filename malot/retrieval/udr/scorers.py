@@ -53,12 +53,20 @@ class ProxyScorer:
         return [proof_overlap(q, c) for q, c in pairs]
 
 
-def feedback_prompt(query: Demonstration, candidate: Demonstration, instruction: str = LEAN_PROOF_INSTRUCTION) -> str:
+def feedback_prompt(
+    query: Demonstration,
+    candidate: Demonstration,
+    instruction: str = LEAN_PROOF_INSTRUCTION,
+    max_demo_chars: int | None = None,
+) -> str:
     """The scoring prompt: instruction, the demonstration (problem and proof), then the query's problem.
 
-    The query's proof is scored as the continuation of this prompt.
+    The query's proof is scored as the continuation of this prompt. ``max_demo_chars`` cuts the demonstration
+    (keeping its start) so prompts fit models with a short context.
     """
     demo = f"{candidate.input_text}\n{candidate.proof.strip(chr(10))}".rstrip()
+    if max_demo_chars is not None and len(demo) > max_demo_chars:
+        demo = demo[:max_demo_chars]
     target = query.input_text.rstrip()
     return f"{instruction}\n\n{demo}\n\n{target}\n"
 
@@ -67,13 +75,20 @@ class LMFeedbackScorer:
     """The paper's feedback: mean log-probability of the query's proof given the demonstration and the query.
 
     ``llm`` is any :class:`malot.llm.LLM` whose capabilities include prompt log-probs; requests are sent in batches
-    of ``batch_size`` with at most ``concurrency`` batches in flight.
+    of ``batch_size`` with at most ``concurrency`` batches in flight. ``max_demo_chars`` bounds the demonstration's
+    share of each prompt (see :func:`feedback_prompt`) for models with a short context.
     """
 
     name = "lm"
 
     def __init__(
-        self, llm: Any, *, instruction: str = LEAN_PROOF_INSTRUCTION, batch_size: int = 16, concurrency: int = 4
+        self,
+        llm: Any,
+        *,
+        instruction: str = LEAN_PROOF_INSTRUCTION,
+        batch_size: int = 16,
+        concurrency: int = 4,
+        max_demo_chars: int | None = None,
     ) -> None:
         caps = getattr(llm, "capabilities", None)
         if caps is not None and not getattr(caps, "prompt_logprobs", False):
@@ -85,6 +100,7 @@ class LMFeedbackScorer:
         self.instruction = instruction
         self.batch_size = batch_size
         self.concurrency = concurrency
+        self.max_demo_chars = max_demo_chars
 
     async def score(self, pairs: Sequence[Pair]) -> list[float]:
         """Mean per-token log-probability of each query's proof after the pair's prompt."""
@@ -97,7 +113,7 @@ class LMFeedbackScorer:
                 raise RetrievalError(f"query {query.name or query.statement[:40]!r} has no proof to score")
             requests.append(
                 GenerationRequest(
-                    prompt=feedback_prompt(query, candidate, self.instruction),
+                    prompt=feedback_prompt(query, candidate, self.instruction, self.max_demo_chars),
                     params=SamplingParams(max_tokens=1, temperature=0.0),
                     score_continuation="\n" + target,
                 )
