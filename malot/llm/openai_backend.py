@@ -1,5 +1,5 @@
 """The OpenAI-compatible HTTP backend: ``vllm serve``, SGLang, or any server speaking ``/v1/completions`` and
-``/v1/chat/completions``, reached with httpx.
+``/v1/chat/completions``, reached with httpx (or httpx2, its maintained successor with the same API, when installed).
 
 Model strings: ``http://host:port/v1#served-name`` (``#name`` omitted: the server's first model from ``/v1/models``).
 
@@ -11,20 +11,28 @@ Model strings: ``http://host:port/v1#served-name`` (``#name`` omitted: the serve
 * Infill requests (``infill=True``: the served model uses CodeGen2 sentinels, e.g. CodeGen2.5 on vLLM) are sent as
   rendered text with ``<eom>`` as a stop string and ``skip_special_tokens: false`` (a vLLM extension).
 * :meth:`OpenAICompatibleLLM.stream` yields text deltas as the server streams them (server-sent events).
-* One pooled ``httpx.AsyncClient``; at most ``max_concurrency`` requests in flight; timeouts; retries with
+* One pooled ``AsyncClient``; at most ``max_concurrency`` requests in flight; timeouts; retries with
   exponential backoff and jitter on 429, 5xx and connection errors/timeouts (``Retry-After`` is honoured); other
   4xx answers fail at once with the server's message and a hint.
+
+HTTP library: ``http_library="auto"`` uses ``httpx2`` when it is importable (the ``openai`` package depends on it)
+and ``httpx`` otherwise; measured here, httpx 0.28's connection pool (httpcore 1.0) spent about 0.5 ms more client CPU
+per request than httpx2's, which showed as a 15-30% throughput gap against a tiny local model
+(``benchmarks/llm_overhead.py``). A ``transport`` passed in decides the library (an ``httpx.MockTransport`` means
+httpx).
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -140,11 +148,27 @@ def _finish(reason: str | None) -> FinishReason:
     return "length" if reason == "length" else "stop"
 
 
+def http_library(choice: Literal["auto", "httpx", "httpx2"] = "auto", transport: Any = None) -> ModuleType:
+    """The HTTP client module to use: the one ``transport`` belongs to, else httpx2 if installed (``auto``), else
+    httpx."""
+    if transport is not None:
+        root = type(transport).__module__.split(".")[0]
+        return importlib.import_module(root if root in ("httpx", "httpx2") else "httpx")
+    if choice in ("auto", "httpx2"):
+        try:
+            return importlib.import_module("httpx2")
+        except ImportError:
+            if choice == "httpx2":
+                raise
+    return httpx
+
+
 class OpenAICompatibleLLM(BaseLLM):
     """An OpenAI-compatible server over httpx (see the module docstring).
 
     ``base_url`` ends in ``/v1``; ``model`` is the served model name (``None``: ask ``/models``). ``transport``
-    replaces the network (``httpx.MockTransport`` in tests). ``prompt_logprobs``: whether the server supports
+    replaces the network (``httpx.MockTransport`` in tests); ``http`` picks the HTTP library (see the module
+    docstring). ``prompt_logprobs``: whether the server supports
     ``echo`` with ``logprobs`` (vLLM does; the OpenAI API no longer does). ``extra_body`` is merged into every
     request (e.g. ``{"top_k": 20}`` for vLLM).
     """
@@ -159,7 +183,8 @@ class OpenAICompatibleLLM(BaseLLM):
         connect_timeout_s: float = 10.0,
         retry: RetryPolicy | None = None,
         max_concurrency: int = 64,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: Any = None,
+        http: Literal["auto", "httpx", "httpx2"] = "auto",
         chat: bool = True,
         prompt_logprobs: bool = True,
         infill: bool = False,
@@ -171,11 +196,14 @@ class OpenAICompatibleLLM(BaseLLM):
         self.max_concurrency = max_concurrency
         self.extra_body = dict(extra_body or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(
+        lib: Any = http_library(http, transport)
+        self.http_library = lib.__name__
+        self._transport_errors: tuple[type[Exception], ...] = (lib.TransportError,)
+        self._client: Any = lib.AsyncClient(
             base_url=self.base_url,
             headers=headers,
-            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
-            limits=httpx.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
+            timeout=lib.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=lib.Limits(max_connections=max_concurrency, max_keepalive_connections=max_concurrency),
             transport=transport,
         )
         self._semaphore = asyncio.Semaphore(max_concurrency)
@@ -388,7 +416,7 @@ class OpenAICompatibleLLM(BaseLLM):
                 try:
                     response = await self._client.request(method, path, json=body)
                     error: Exception | None = None
-                except httpx.TransportError as exc:  # connect errors, resets, timeouts
+                except self._transport_errors as exc:  # connect errors, resets, timeouts
                     response, error = None, exc
             if response is not None and response.status_code < 400:
                 try:
@@ -433,13 +461,13 @@ class OpenAICompatibleLLM(BaseLLM):
                                 started = True
                                 yield event
                         return
-            except httpx.TransportError as exc:
+            except self._transport_errors as exc:
                 if started or attempt >= self.retry.max_retries:
                     raise self._failure(path, None, exc, attempt) from None
             await asyncio.sleep(self.retry.delay(attempt))
             attempt += 1
 
-    def _failure(self, path: str, response: httpx.Response | None, error: Exception | None, attempt: int) -> LLMError:
+    def _failure(self, path: str, response: Any, error: Exception | None, attempt: int) -> LLMError:
         url = f"{self.base_url}{path}"
         tries = f" after {attempt + 1} attempts" if attempt else ""
         if response is None:
@@ -462,11 +490,11 @@ class OpenAICompatibleLLM(BaseLLM):
         return LLMError(f"{url} answered HTTP {status}{tries}: {detail}", hint=hint)
 
 
-def _server_message(response: httpx.Response) -> str:
+def _server_message(response: Any) -> str:
     try:
         data = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text[:300] or response.reason_phrase
+        return str(response.text[:300] or response.reason_phrase)
     if isinstance(data, dict):
         error = data.get("error", data)
         if isinstance(error, dict) and "message" in error:

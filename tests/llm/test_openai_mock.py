@@ -240,3 +240,24 @@ async def test_streaming_parses_server_sent_events() -> None:
         deltas = [d async for d in llm.stream(GenerationRequest(prompt="p"))]
     assert "".join(d.text for d in deltas) == "hello"
     assert deltas[-1].finish_reason == "length"
+
+
+async def test_httpx2_is_preferred_and_behaves_the_same() -> None:
+    import httpx2  # installed with openai (dev extra); without it malot falls back to httpx
+
+    statuses = [429, 502]
+
+    def handler(request: Any) -> Any:
+        if statuses:
+            return httpx2.Response(statuses.pop(0), json={"error": {"message": "busy"}})
+        if json.loads(request.content)["prompt"] == "bad":
+            return httpx2.Response(400, json={"error": {"message": "bad prompt"}})
+        return httpx2.Response(200, json=text_response(["ok"]))
+
+    assert OpenAICompatibleLLM("http://mock/v1", "m").http_library == "httpx2"
+    assert OpenAICompatibleLLM("http://mock/v1", "m", http="httpx").http_library == "httpx"
+    async with OpenAICompatibleLLM("http://mock/v1", "m", transport=httpx2.MockTransport(handler), retry=FAST) as llm:
+        assert llm.http_library == "httpx2"
+        assert await llm.complete("p") == ["ok"]
+        with pytest.raises(LLMError, match="HTTP 400: bad prompt"):
+            await llm.complete("bad")
