@@ -17,7 +17,9 @@ high-water mark of the child and the processes it waited for). Both outputs are 
 
 Writes one JSON object: ``peak_memory_ratio`` (malot's peak RSS / one checkpoint's size), ``time_ratio_vs_mergekit``
 (malot's wall time / mergekit's), ``memory_ratio_vs_mergekit`` (malot's peak RSS / mergekit's); the last two are
-``null`` if mergekit could not run, with the reason under ``details``.
+``null`` if mergekit could not run, with the reason under ``details``. In ``--quick`` mode (128 MB checkpoints) the
+peak is dominated by Python with torch imported (about 300-370 MB, measured as
+``details.python_torch_baseline_peak_rss_bytes``), so ``peak_memory_ratio`` is only meaningful in full mode.
 """
 
 from __future__ import annotations
