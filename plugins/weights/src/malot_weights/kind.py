@@ -145,8 +145,9 @@ def kind_linear(
 
     Built from ``factors`` (a split of a trained weight) or randomly initialised; the learngene and tailor factors
     are separate parameter groups (``gene_parameters()``, ``tailor_parameters()``) so they can be transferred or
-    re-initialised independently, ``reset_tailors()`` draws fresh tailors for a new task, and ``to_factors()``
-    returns the current :class:`KindFactors`.
+    re-initialised independently, ``reset_tailors()`` draws fresh tailors for a new task (random directions with
+    singular value 0 by default, so the layer starts as its learngene alone and the tailors grow from there), and
+    ``to_factors()`` returns the current :class:`KindFactors`.
     """
     import torch
     from torch import nn
@@ -181,12 +182,12 @@ def kind_linear(
         def tailor_parameters(self) -> list[nn.Parameter]:
             return [self.u_tailor, self.s_tailor, self.v_tailor]
 
-        def reset_tailors(self, generator: torch.Generator | None = None) -> None:
+        def reset_tailors(self, generator: torch.Generator | None = None, singular_value: float = 0.0) -> None:
             with torch.no_grad():
                 scale = (1.0 / in_features) ** 0.5
                 self.u_tailor.copy_(torch.randn(self.u_tailor.shape, generator=generator) * scale)
                 self.v_tailor.copy_(torch.randn(self.v_tailor.shape, generator=generator) * scale)
-                self.s_tailor.fill_(1.0)
+                self.s_tailor.fill_(singular_value)
 
         def to_factors(self) -> KindFactors:
             return KindFactors(
