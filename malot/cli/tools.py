@@ -80,7 +80,7 @@ def show_command(ctx: click.Context, name: str, as_json: bool, as_openai: bool) 
     if meta.paper:
         console.print(f"paper: {meta.paper}")
     console.print()
-    console.print(t.description, markup=False)
+    console.print(_reflow(t.description), markup=False)
     console.print("\n[bold]arguments[/bold]")
     table = Table(show_header=True)
     for column in ("name", "type", "required", "default", "description"):
@@ -96,6 +96,11 @@ def show_command(ctx: click.Context, name: str, as_json: bool, as_openai: bool) 
             prop.get("description", ""),
         )
     console.print(table)
+
+
+def _reflow(text: str) -> str:
+    """Join the hard-wrapped lines of each paragraph, so the terminal wraps them at its own width."""
+    return "\n\n".join(" ".join(p.split()) for p in text.split("\n\n"))
 
 
 def _type_of(prop: dict[str, Any]) -> str:
