@@ -104,3 +104,6 @@ def test_lt_sft_and_compose_sft_tools_on_a_tiny_model_folder(tmp_path: Path) -> 
     changed = sum(int((after[n] != before[n]).sum()) for n in before)
     assert changed == 40 == composed.changed_entries
     load_causal_lm(tmp_path / "out")  # the composed folder loads as a model
+    single = compose_sft(ComposeSftInput(base=str(folder), diffs=[result.diff], out=str(tmp_path / "one.safetensors")))
+    assert single.files == [str(tmp_path / "one.safetensors")]
+    assert all(torch.equal(t, after[n]) for n, t in load_weights(tmp_path / "one.safetensors").items())

@@ -400,7 +400,7 @@ class ComposeSftInput(BaseModel):
     base: str = Field(description="the original weights: a .safetensors file or a model folder")
     diffs: list[str] = Field(min_length=1, description="sparse diffs written by lt_sft")
     scales: list[float] | None = Field(default=None, description="one factor per diff (default 1)")
-    out: str = Field(description="output .safetensors file (file base) or model folder (folder base)")
+    out: str = Field(description="a path ending in .safetensors for one file, else a model folder")
 
 
 class ComposeSftOutput(BaseModel):

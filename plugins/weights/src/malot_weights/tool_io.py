@@ -58,24 +58,33 @@ def rewrite_weights(
 ) -> list[Path]:
     """Apply ``transform(name, tensor)`` to every tensor of ``source`` and write the result to ``out``.
 
-    A file maps to a file; a model folder maps to a folder with the same shard names, and its other files (config,
-    tokenizer) copied, so the result loads like the original. One shard is in memory at a time.
+    Streams tensor by tensor (one tensor in memory at a time) through the core's :class:`CheckpointWriter`; the
+    transform must keep each tensor's dtype and shape. ``out`` ending in ``.safetensors`` is one file, anything else
+    a model folder (sharded like the writer decides), which for a folder ``source`` also receives its config,
+    tokenizer and other side files, so the result loads like the original.
     """
-    from safetensors import safe_open
+    from malot_weights.core.checkpoint import CheckpointWriter, open_source
 
-    src = Path(source)
+    src_path = Path(source)
+    safetensors_files(src_path)  # a clear error for a missing path or a folder without weights
+    reader = open_source(src_path)
+    try:
+        names = reader.keys()
+        plan = [reader.info(name) for name in names]
+        folder_source = src_path if src_path.is_dir() else None
+        with CheckpointWriter(out, plan, copy_side_files_from=folder_source) as writer:
+            for name, info in zip(names, plan, strict=True):
+                tensor = transform(name, reader.read(name))
+                if tuple(tensor.shape) != tuple(info.shape):
+                    raise ToolError(f"rewriting {name!r} changed its shape", hint="this is a bug in the tool")
+                writer.write(name, tensor)
+            files = writer.files
+    finally:
+        reader.close()
     dst = Path(out)
-    files = safetensors_files(src)
-    if src.is_dir():
-        dst.mkdir(parents=True, exist_ok=True)
-        for extra in src.iterdir():
-            if extra.is_file() and extra.suffix != ".safetensors":
+    if folder_source is not None and dst.is_dir():
+        for extra in folder_source.iterdir():
+            skip = extra.suffix == ".safetensors" or extra.name.endswith(".safetensors.index.json")
+            if extra.is_file() and not skip and not (dst / extra.name).exists():
                 shutil.copy2(extra, dst / extra.name)
-    written: list[Path] = []
-    for file in files:
-        target = dst / file.name if src.is_dir() else dst
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = handle.metadata()
-            tensors = {name: transform(name, handle.get_tensor(name)) for name in handle.keys()}  # noqa: SIM118
-        written.append(save_weights(tensors, target, metadata))
-    return written
+    return files
