@@ -24,11 +24,12 @@ PROMPTS = ["theorem t (a b : ℕ) (h : a = 1) : a + 1 = 2 := by\n", "lemma add_c
 
 
 async def run(models: dict[str, Path], tokens: int, record: Path) -> dict[str, object]:
+    from malot_fusion import fused_llm
+    from malot_fusion.vllm_fusion import fusion_engine_args
+
     from malot.config import VllmEngineSettings
     from malot.llm.base import GenerationRequest, SamplingParams
     from malot.llm.vllm_backend import VllmLLM
-    from malot_fusion import fused_llm
-    from malot_fusion.vllm_fusion import fusion_engine_args
 
     params = SamplingParams(temperature=0.0, max_tokens=tokens)
     requests = [GenerationRequest(prompt=p, params=params) for p in PROMPTS]
@@ -41,15 +42,12 @@ async def run(models: dict[str, Path], tokens: int, record: Path) -> dict[str, o
     extra = fusion_engine_args([str(models["expert"])], str(models["base"]), record_path=str(record))
     async with VllmLLM(str(models["large"]), engine=engine, engine_options=extra) as llm:
         vllm_texts = [r.texts[0] for r in await llm.generate(requests)]
-    steps = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return {
         "texts_agree": float(hf_texts == vllm_texts),
-        "vllm_fused_steps_recorded": len(steps),
         "details": {
             "hf_fused_texts": hf_texts,
             "vllm_fused_texts": vllm_texts,
             "vllm_seconds": time.perf_counter() - started,
-            "first_steps": steps[:6],
         },
     }
 
@@ -67,6 +65,11 @@ def main() -> None:
     record = args.out.with_suffix(".steps.jsonl")
     record.unlink(missing_ok=True)
     result = asyncio.run(run(models, args.tokens, record))
+    steps = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
+    result["vllm_fused_steps_recorded"] = len(steps)
+    details = result["details"]
+    assert isinstance(details, dict)
+    details["first_steps"] = steps[:6]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -83,29 +83,14 @@ def test_prove_fusion_without_base_is_a_clear_error(fusion_models: dict[str, Any
     assert code == 2
 
 
-def test_fusion_speed_benchmark_writes_its_figures(fusion_models: dict[str, Any], tmp_path: Path) -> None:
+def test_fusion_speed_benchmark_writes_its_figures(
+    fusion_models: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = tmp_path / "speed.json"
     models = Path(fusion_models["large"]).parent
-    subprocess.run(
-        [
-            sys.executable,
-            str(PLUGIN / "benchmarks" / "fusion_speed.py"),
-            "--quick",
-            "--tokens",
-            "4",
-            "--repeats",
-            "1",
-            "--batch",
-            "2",
-            "--models",
-            str(models),
-            "--out",
-            str(out),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    argv = ["fusion_speed.py", "--quick", "--tokens", "4", "--repeats", "1", "--batch", "2"]
+    monkeypatch.setattr(sys, "argv", [*argv, "--models", str(models), "--out", str(out)])
+    runpy.run_path(str(PLUGIN / "benchmarks" / "fusion_speed.py"), run_name="__main__")  # in-process: no re-import
     data = json.loads(out.read_text())
     assert set(data) == {"fused_tokens_per_second", "unfused_tokens_per_second", "forward_passes_ratio", "details"}
     assert data["forward_passes_ratio"] == 3.0  # large + expert + base, one cached pass each per step

@@ -18,6 +18,7 @@ Configure it through the engine arguments (:func:`fusion_engine_args` builds the
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -132,6 +133,13 @@ class FusionVllmLogitsProcessor(AdapterLogitsProcessor):
         """Keep (and optionally append to ``record_path``) one step of one request."""
         self.steps.append((request, step))
         if self.record_path is not None:
-            line = {"request": request, "step": step.step, "weights": step.weights[0], "target_kl": step.target_kl[0]}
+            line = {
+                "pid": os.getpid(),
+                "processor": id(self),
+                "request": request,
+                "step": step.step,
+                "weights": step.weights[0],
+                "target_kl": step.target_kl[0],
+            }
             with self.record_path.open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(line) + "\n")
