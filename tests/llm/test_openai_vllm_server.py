@@ -115,3 +115,14 @@ def test_doctor_reaches_the_vllm_server(vllm_server: LocalVllmServer) -> None:
     assert found[f"model {vllm_server.model_string}"] == ("ok", "reachable; serves tiny")
     wrong = f"{vllm_server.base_url}#other"
     assert doctor_by_name(Settings(llm=LLMSettings(model=wrong)))[f"model {wrong}"][0] == "error"
+
+
+def test_cli_generate_against_the_server(vllm_server: LocalVllmServer, capsys: pytest.CaptureFixture[str]) -> None:
+    from malot.cli.app import main
+
+    argv = ["llm", "generate", "--model", vllm_server.model_string, "-n", "4", "--max-tokens", "6", "--json"]
+    assert main([*argv, "--chat", "Prove 1 + 1 = 2."]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["completions"]) == 4 and result["prompt_tokens"] > 0
+    assert main(["llm", "score", "--model", vllm_server.model_string, "--json", "theorem", " foo"]) == 0
+    assert json.loads(capsys.readouterr().out)["total"] < 0
