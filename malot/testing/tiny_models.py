@@ -40,6 +40,9 @@ CHAT_TEMPLATE = (
 
 ModelKind = Literal["llama", "codegen"]
 
+#: Bumped whenever the builder's output changes, so cached builds (``build_tiny_models``) are rebuilt.
+BUILD_VERSION = "1"
+
 _TACTICS = ["intro h", "simp", "linarith", "nlinarith [sq_nonneg (a - b)]", "norm_num", "omega", "ring_nf", "exact h"]
 
 
@@ -170,8 +173,9 @@ def build_tiny_models(out_dir: str | Path, *, seed: int = 0) -> dict[str, Path]:
     for kind, builder in (("llama", build_tiny_llama), ("codegen", build_tiny_codegen)):
         folder = root / kind
         marker = folder / ".malot-tiny-complete"
-        if not marker.is_file() or marker.read_text(encoding="utf-8").strip() != str(seed):
+        stamp = f"{BUILD_VERSION}:{seed}"
+        if not marker.is_file() or marker.read_text(encoding="utf-8").strip() != stamp:
             builder(folder, seed=seed)
-            marker.write_text(str(seed), encoding="utf-8")
+            marker.write_text(stamp, encoding="utf-8")
         out[kind] = folder
     return out
