@@ -62,6 +62,7 @@ def main() -> None:
     from malot_fusion.testing import build_fusion_models
 
     models = build_fusion_models(args.models)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     record = args.out.with_suffix(".steps.jsonl")
     record.unlink(missing_ok=True)
     result = asyncio.run(run(models, args.tokens, record))

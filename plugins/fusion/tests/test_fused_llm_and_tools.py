@@ -115,3 +115,26 @@ def test_binary_pv_tool_finds_same_topic_documents() -> None:
     out = binary_pv_tool(BinaryPVInput(documents=docs, queries=["simp ring omega proof"], bits=16, epochs=60, k=3))
     assert len(out.codes) == 12 and all(len(c) == 4 for c in out.codes)
     assert sum(i < 6 for i in out.neighbours[0]) >= 2
+
+
+def test_training_tools_run_end_to_end() -> None:
+    from malot_fusion.tools import GpiclInput, Set2SeqInput, gpicl_tool, set2seq_tool
+
+    icl = gpicl_tool(GpiclInput(dim=4, classes=2, length=8, steps=2))
+    assert len(icl.accuracy_by_position) == 8 and all(0.0 <= a <= 1.0 for a in icl.accuracy_by_position)
+    sets = set2seq_tool(Set2SeqInput(sets=[[0.9, 0.1, 0.7], [0.2, 0.3]], set_size=3, steps=2, process_steps=2))
+    assert len(sets.outputs) == 2
+    for values, picked in zip([[0.9, 0.1, 0.7], [0.2, 0.3]], sets.outputs, strict=True):
+        assert len(picked) == len(set(picked)) and all(0 <= i < len(values) for i in picked)
+
+
+def test_btm_tool_decodes_with_posteriors(fusion_models: dict[str, Any]) -> None:
+    from malot_fusion.tools import BTMInput, btm_ensemble_tool
+
+    out = btm_ensemble_tool(
+        BTMInput(experts=[str(fusion_models["expert"]), str(fusion_models["base"])], prompt=PROMPT, max_tokens=3)
+    )
+    assert 1 <= len(out.posteriors) <= 3
+    assert all(abs(sum(p) - 1.0) < 1e-9 and len(p) == 2 for p in out.posteriors)
+    # the expert was fine-tuned on this very prompt: the posterior favours it
+    assert out.posteriors[0][0] > 0.5

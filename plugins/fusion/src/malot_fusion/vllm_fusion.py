@@ -111,6 +111,8 @@ class FusionVllmLogitsProcessor(AdapterLogitsProcessor):
         self.upper = float(config.get("upper", 2.0))
         self.objective = config.get("objective", "marginal")
         self.record_path = Path(config["record_path"]) if config.get("record_path") else None
+        if self.record_path is not None:
+            self.record_path.parent.mkdir(parents=True, exist_ok=True)
         self.steps: list[tuple[int, FusionStep]] = []
         self._lock = threading.Lock()
         self._next_request = 0
