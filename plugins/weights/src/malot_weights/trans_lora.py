@@ -3,12 +3,13 @@
 A LoRA trained on an old base model is moved to a new base model without the original task data, by distillation
 on synthetic data:
 
-1. the **teacher** (old base + its LoRA) is prompted with a few real task prompts and writes new, synthetic ones;
-2. a **discriminator** (old base + a fresh LoRA + a linear head) learns to tell real prompts from a first round of
-   synthetic ones; of a second round, only the samples it judges *real* are kept (the filter that makes the
-   synthetic distribution close to the task's);
-3. the teacher answers the kept prompts, and a fresh **student** LoRA on the new base is trained to match the
-   teacher: on its next-token distributions when the vocabularies agree, else on its generated answers.
+1. the old base model, prompted with a few real task prompts, writes synthetic ones, and a **discriminator** (old
+   base + a fresh LoRA + a linear head) learns to tell the real prompts from them;
+2. the new base model, prompted the same way, writes candidate prompts for the transfer; only those the
+   discriminator judges *real* are kept (rejection sampling, in rounds, until enough pass), which brings the
+   synthetic distribution close to the task's;
+3. the **teacher** (old base + its LoRA) answers the kept prompts, and a fresh **student** LoRA on the new base is
+   trained to match it: on its next-token distributions when the vocabularies agree, else on its answers.
 
 Everything runs on Hugging Face causal LMs; LoRA files use the PEFT layout (``base_model.model.<module>.lora_A/B``,
 scale folded into ``B``), so :func:`malot_weights.core.merge_lora` can merge the result.
@@ -432,18 +433,36 @@ def trans_lora(
 ) -> tuple[dict[str, torch.Tensor], TransLoraReport]:
     """Move ``old_lora`` from ``old_base`` to ``new_base``; returns the new adapter (PEFT layout) and a report.
 
-    ``old_base`` becomes the teacher (the LoRA is attached to it); ``discriminator_base`` is a second copy of the old
-    base for the discriminator (needed when ``config.filter``); ``new_base`` gets the student LoRA attached.
+    Follows the paper's division of labour: the *source* base model (``discriminator_base``, a plain copy of the old
+    base, needed when ``config.filter``) writes the synthetic prompts the discriminator learns from and then becomes
+    the discriminator (with its own LoRA); the *target* base model ``new_base`` writes the candidate prompts for
+    the transfer, which the discriminator filters; ``old_base`` with ``old_lora`` attached is the teacher, and
+    ``new_base`` finally gets the student LoRA.
     """
     load_lora(old_base, old_lora)
     teacher = old_base
     seed = config.seed
+
+    def candidates_from_target(count: int, round_seed: int) -> list[str]:
+        return generate_synthetic_prompts(
+            new_base,
+            new_tokenizer,
+            real_prompts,
+            count,
+            few_shot=config.few_shot,
+            max_new_tokens=config.max_new_tokens,
+            temperature=config.temperature,
+            seed=round_seed,
+        )
+
     disc_accuracy: float | None = None
+    candidates: list[str] = []
+    n_first = 0
     if config.filter:
         if discriminator_base is None:
-            raise ToolError("filtering needs a second copy of the old base for the discriminator")
+            raise ToolError("filtering needs a plain copy of the old base (discriminator_base)")
         first = generate_synthetic_prompts(
-            teacher,
+            discriminator_base,
             tokenizer,
             real_prompts,
             config.n_discriminator,
@@ -452,6 +471,7 @@ def trans_lora(
             temperature=config.temperature,
             seed=seed,
         )
+        n_first = len(first)
         disc = train_discriminator(
             discriminator_base,
             tokenizer,
@@ -463,43 +483,22 @@ def trans_lora(
             seed=seed,
         )
         disc_accuracy = disc.accuracy
-        # generate rounds of candidates until enough pass the filter (the paper keeps sampling until it has
-        # enough samples judged real); if too few pass, fall back to the best-scored ``min_kept``
-        candidates: list[str] = []
+        # generate rounds of candidates until enough pass the filter (rejection sampling); if too few pass, fall
+        # back to the best-scored ``min_kept``
         scored: list[tuple[float, str]] = []
         for round_index in range(config.max_rounds):
-            batch = generate_synthetic_prompts(
-                teacher,
-                tokenizer,
-                real_prompts,
-                config.n_candidates,
-                few_shot=config.few_shot,
-                max_new_tokens=config.max_new_tokens,
-                temperature=config.temperature,
-                seed=seed + 1 + round_index,
-            )
+            batch = candidates_from_target(config.n_candidates, seed + 1 + round_index)
             candidates.extend(batch)
             scored.extend(zip(disc.score(batch) if batch else [], batch, strict=True))
             if sum(score >= config.threshold for score, _ in scored) >= config.n_kept:
                 break
-        ranked = sorted(scored, key=lambda pair: -pair[0])
-        kept = [text for score, text in ranked if score >= config.threshold][: config.n_kept]
+        # accepted samples in generation order (ranking them by score would trade diversity for realism)
+        kept = [text for score, text in scored if score >= config.threshold][: config.n_kept]
         if len(kept) < config.min_kept:
-            kept = [text for _, text in ranked[: config.min_kept]]
-        n_first = len(first)
+            kept = [text for _, text in sorted(scored, key=lambda pair: -pair[0])[: config.min_kept]]
     else:
-        candidates = generate_synthetic_prompts(
-            teacher,
-            tokenizer,
-            real_prompts,
-            config.n_candidates,
-            few_shot=config.few_shot,
-            max_new_tokens=config.max_new_tokens,
-            temperature=config.temperature,
-            seed=seed + 1,
-        )
+        candidates = candidates_from_target(config.n_candidates, seed + 1)
         kept = list(candidates)
-        n_first = 0
     wrappers = add_lora(new_base, config.targets, rank=config.rank, seed=seed)
     losses, mode = distill_student(
         new_base,
@@ -589,8 +588,8 @@ def _real_prompts(path: str) -> list[str]:
 def trans_lora_tool(args: TransLoraInput) -> TransLoraOutput:
     """Move a LoRA to a new base model by distillation on discriminator-filtered synthetic data (Trans-LoRA).
 
-    Needs only a few real task prompts: the old base + LoRA writes synthetic prompts, a discriminator keeps the
-    realistic ones, and a new LoRA on the new base learns to match the old one's answers.
+    Needs only a few real task prompts: the base models write synthetic prompts, a discriminator keeps the
+    realistic ones, and a new LoRA on the new base learns to match the old base + LoRA's answers.
     """
     import torch
 
