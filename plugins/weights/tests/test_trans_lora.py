@@ -103,6 +103,9 @@ def test_transfer_keeps_only_realistic_prompts_and_distils_into_the_new_base(fol
         discriminator_base=load_causal_lm(old),
     )
     assert report.candidates in (12, 24) and 3 <= report.kept <= 4
+    assert len(report.kept_scores) == report.kept
+    # accepted prompts pass the filter; only the fallback (too few pass) keeps the best-scored min_kept
+    assert all(score >= config.threshold for score in report.kept_scores) or report.kept == config.min_kept
     assert report.discriminator_accuracy is not None and report.kd_mode == "logits"
     pairs = lora_targets(adapter, [n for n, _ in load_causal_lm(new).named_parameters()])
     assert set(pairs) == {"model.layers.0.self_attn.q_proj.weight", "model.layers.0.self_attn.v_proj.weight"}

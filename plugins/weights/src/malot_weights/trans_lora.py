@@ -416,6 +416,7 @@ class TransLoraReport:
     kept: int
     discriminator_accuracy: float | None
     kept_prompts: list[str] = field(default_factory=list)
+    kept_scores: list[float] = field(default_factory=list)  # the discriminator's P(real) of each kept prompt
     student_losses: list[float] = field(default_factory=list)
     kd_mode: str = ""
 
@@ -457,6 +458,7 @@ def trans_lora(
 
     disc_accuracy: float | None = None
     candidates: list[str] = []
+    kept_scores: list[float] = []
     n_first = 0
     if config.filter:
         if discriminator_base is None:
@@ -493,9 +495,11 @@ def trans_lora(
             if sum(score >= config.threshold for score, _ in scored) >= config.n_kept:
                 break
         # accepted samples in generation order (ranking them by score would trade diversity for realism)
-        kept = [text for score, text in scored if score >= config.threshold][: config.n_kept]
-        if len(kept) < config.min_kept:
-            kept = [text for _, text in sorted(scored, key=lambda pair: -pair[0])[: config.min_kept]]
+        accepted = [(score, text) for score, text in scored if score >= config.threshold][: config.n_kept]
+        if len(accepted) < config.min_kept:
+            accepted = sorted(scored, key=lambda pair: -pair[0])[: config.min_kept]
+        kept = [text for _, text in accepted]
+        kept_scores = [score for score, _ in accepted]
     else:
         candidates = candidates_from_target(config.n_candidates, seed + 1)
         kept = list(candidates)
@@ -518,6 +522,7 @@ def trans_lora(
         kept=len(kept),
         discriminator_accuracy=disc_accuracy,
         kept_prompts=kept,
+        kept_scores=kept_scores,
         student_losses=losses,
         kd_mode=mode,
     )
