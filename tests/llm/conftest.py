@@ -52,7 +52,7 @@ def hf_llama(tiny_llama: Path) -> TransformersLLM:
     return llm
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def _vllm_server_process(tiny_llama: Path) -> Iterator[LocalVllmServer]:
     """The server object; launched (not yet awaited) on first use, always stopped at the end of the session."""
     server = LocalVllmServer(tiny_llama, served_name="tiny", log_path=CACHE / "vllm-server.log")
@@ -70,7 +70,7 @@ def _launch_vllm_server_early(request: pytest.FixtureRequest) -> None:
         server.launch()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def vllm_server(_vllm_server_process: LocalVllmServer) -> LocalVllmServer:
     """A real vLLM OpenAI-compatible server (CPU build) serving the tiny Llama as ``tiny``; killed at the end."""
     try:
