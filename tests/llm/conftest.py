@@ -1,4 +1,4 @@
-"""Fixtures for the LLM backend tests: the tiny offline models and one local vLLM CPU server per session.
+"""Fixtures for the LLM backend tests: the tiny offline models and one local vLLM CPU server per test run
 
 The server takes tens of seconds to boot, so when the session will use it, it is launched in the background as soon
 as the first test of this folder runs, and the tests that need it wait for it (they run after the transformers and
@@ -54,7 +54,7 @@ def hf_llama(tiny_llama: Path) -> TransformersLLM:
 
 @pytest.fixture(scope="package")
 def _vllm_server_process(tiny_llama: Path) -> Iterator[LocalVllmServer]:
-    """The server object; launched (not yet awaited) on first use, always stopped at the end of the session."""
+    """The server object; launched (not yet awaited) on first use, always stopped when the llm tests end."""
     server = LocalVllmServer(tiny_llama, served_name="tiny", log_path=CACHE / "vllm-server.log")
     try:
         yield server
