@@ -1,4 +1,4 @@
-"""Fixtures for the LLM backend tests: the tiny offline models and one local vLLM CPU server per test run
+"""Fixtures for the LLM backend tests: the tiny offline models and one local vLLM CPU server per test run.
 
 The server takes tens of seconds to boot, so when the session will use it, it is launched in the background as soon
 as the first test of this folder runs, and the tests that need it wait for it (they run after the transformers and
