@@ -6,9 +6,11 @@ without ``<eom>`` is *unfinished*. When prompt plus new tokens would not fit the
 from the left and the suffix from the right (the code nearest the hole is kept).
 
 Which paths exist: the transformers backend (any CodeGen/CodeGen2/CodeGen2.5 checkpoint); the vLLM backends with
-CodeGen2.5 or other Llama-architecture models carrying these sentinels. vLLM has no native CodeGen architecture and
-its transformers fallback needs models written for the new attention interface, which CodeGen is not; malot
-refuses that combination with a clear message (:func:`refuse_vllm_codegen`).
+CodeGen2.5 or other Llama-architecture models carrying these sentinels. vLLM has no native CodeGen architecture, and
+its transformers fallback (``model_impl="transformers"``) rejects CodeGen too (vLLM 0.32, tried here: "The
+Transformers implementation of 'CodeGenForCausalLM' is not compatible with vLLM"); malot refuses vLLM + CodeGen up
+front with a message naming the working paths (:func:`refuse_vllm_codegen`), unless ``model_impl="transformers"`` is
+set explicitly, in which case vLLM's own error is passed on.
 """
 
 from __future__ import annotations
@@ -87,6 +89,5 @@ def refuse_vllm_codegen(model_type: str | None, model_impl: str | None = None) -
         raise CapabilityError(
             "vLLM has no CodeGen architecture, so it cannot load this CodeGen/CodeGen2 checkpoint",
             hint="use the transformers backend (--backend hf), or CodeGen2.5 (Llama architecture, same sentinels) "
-            "on vLLM; passing model_impl='transformers' lets vLLM try its transformers fallback, which CodeGen "
-            "does not support today",
+            "on vLLM (vLLM's transformers fallback, model_impl='transformers', rejects CodeGen as well)",
         )
