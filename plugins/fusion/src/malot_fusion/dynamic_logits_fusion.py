@@ -80,12 +80,14 @@ def solve_single_weight(
     upper: float = 2.0,
     rtol: float = 1e-4,
     max_iter: int = 60,
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Solve ``KL(P_{L + alpha*delta} || P_L) = target`` for ``alpha`` in ``[lower, upper]``, one row at a time.
 
     ``large_logits`` and ``delta`` are ``(batch, vocab)``, ``target_kl`` is ``(batch,)``. The KL is increasing in
     ``alpha >= 0``, so each row keeps a bracket and takes a Newton step (derivative ``alpha * Var(delta)``) when it
     lands inside the bracket, else bisects. Rows whose target lies outside ``[KL(lower), KL(upper)]`` get the bound.
+    ``start`` (e.g. the previous decoding step's weights) is a first guess; it only changes how fast it converges.
     """
     if not 0.0 <= lower < upper:
         raise ValueError(f"need 0 <= lower < upper for a monotone search, got [{lower}, {upper}]")
@@ -95,21 +97,24 @@ def solve_single_weight(
     batch = z.shape[0]
     lo = torch.full((batch,), lower, dtype=torch.float64, device=z.device)
     hi = torch.full((batch,), upper, dtype=torch.float64, device=z.device)
-    log_p0 = torch.log_softmax(z, dim=-1)
+    log_z0 = torch.logsumexp(z, dim=-1)
 
     def kl_and_slope(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        log_p = torch.log_softmax(z + alpha[:, None] * d, dim=-1)
-        p = log_p.exp()
-        kl = torch.where(p > 0, p * (log_p - log_p0), torch.zeros_like(p)).sum(-1).clamp_min(0.0)
+        # P_alpha is an exponential tilt of P_L: KL = alpha * E[delta] - (A(alpha) - A(0)), A = log-partition,
+        # and dKL/dalpha = alpha * Var(delta); both from one softmax over the vocabulary.
+        tilted = z + alpha[:, None] * d
+        log_z = torch.logsumexp(tilted, dim=-1)
+        p = torch.exp(tilted - log_z[:, None])
         mean = (p * d).sum(-1)
-        var = (p * (d - mean[:, None]) ** 2).sum(-1)
+        var = ((p * d * d).sum(-1) - mean * mean).clamp_min(0.0)
+        kl = (alpha * mean - (log_z - log_z0)).clamp_min(0.0)
         return kl, alpha * var
 
-    kl_lo, _ = kl_and_slope(lo)
+    kl_lo = torch.zeros_like(target) if lower == 0.0 else kl_and_slope(lo)[0]  # KL(P_L || P_L) = 0
     kl_hi, _ = kl_and_slope(hi)
     at_lower = kl_lo >= target
     at_upper = (kl_hi <= target) & ~at_lower
-    alpha = (lo + hi) / 2
+    alpha = (lo + hi) / 2 if start is None else start.double().clamp(lower, upper)
     for _ in range(max_iter):
         kl, slope = kl_and_slope(alpha)
         err = kl - target
@@ -171,18 +176,25 @@ def solve_fusion_weights(
     lower: float = 0.0,
     upper: float = 2.0,
     objective: Objective = "marginal",
+    start: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-step fusion weights, ``(batch, experts)``, for ``deltas`` of shape ``(experts, batch, vocab)``.
 
     ``target_kls`` is ``(experts, batch)``: each expert's ``KL(P_E || P_B)``. One expert uses the exact 1-D search;
-    several use one bounded least-squares solve per row started from the per-expert 1-D solutions.
+    several use one bounded least-squares solve per row started from the per-expert 1-D solutions. ``start``
+    ``(batch, experts)`` warm-starts the 1-D searches (the previous step's weights).
     """
     stacked = torch.stack(list(deltas)) if not isinstance(deltas, torch.Tensor) else deltas
     stacked = stacked.double()
     z = large_logits.double()
     n_experts = stacked.shape[0]
     singles = torch.stack(
-        [solve_single_weight(z, stacked[t], target_kls[t], lower=lower, upper=upper) for t in range(n_experts)],
+        [
+            solve_single_weight(
+                z, stacked[t], target_kls[t], lower=lower, upper=upper, start=None if start is None else start[:, t]
+            )
+            for t in range(n_experts)
+        ],
         dim=-1,
     )
     if n_experts == 1:

@@ -58,6 +58,7 @@ class FusionLogitsProcessor:
         self._step = 0
         self._call = -1
         self._last_shape = (-1, -1)
+        self._last_weights: torch.Tensor | None = None
 
     @property
     def side_forward_passes(self) -> int:
@@ -70,6 +71,7 @@ class FusionLogitsProcessor:
         if rows != self._last_shape[0] or length <= self._last_shape[1]:
             self._step = 0  # a new generation call
             self._call += 1
+            self._last_weights = None
         self._last_shape = (rows, length)
         base_logits = self.base.next_logits(input_ids)
         expert_logits = [e.next_logits(input_ids) for e in self.experts]
@@ -77,8 +79,15 @@ class FusionLogitsProcessor:
         deltas = torch.stack([logit_shift(e, base_logits, vocab) for e in expert_logits])
         targets = torch.stack([kl_from_logits(e, base_logits) for e in expert_logits])
         weights = solve_fusion_weights(
-            scores, deltas, targets, lower=self.lower, upper=self.upper, objective=self.objective
+            scores,
+            deltas,
+            targets,
+            lower=self.lower,
+            upper=self.upper,
+            objective=self.objective,
+            start=self._last_weights,
         )
+        self._last_weights = weights
         fused = fuse_logits(scores, deltas, weights)
         fused_kl = kl_from_logits(fused, scores)
         self.recorder.record(
