@@ -64,7 +64,7 @@ def _splits(value: str | None) -> list[str] | None:
 @click.option("--candidates", type=int, default=50, show_default=True, help="Candidates scored per query.")
 @click.option("--max-steps", type=int, help="Cap on optimiser steps per round.")
 @click.option("--max-seq-length", type=int, default=256, show_default=True)
-@click.option("--lr", type=float, default=3e-5, show_default=True)
+@click.option("--lr", type=float, default=2e-5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--index/--no-index", "build_index", default=True, help="Also save a UDR index of the corpus in OUT/index."

@@ -43,7 +43,7 @@ class UDRTrainConfig:
     batch_queries: int = 8
     epochs: int = 2
     max_steps_per_round: int | None = None
-    lr: float = 3e-5
+    lr: float = 2e-5
     weight_decay: float = 0.0
     scale: float = 20.0
     rank_weight: float = 4.0
