@@ -112,3 +112,13 @@ def test_processor_in_generate_records_weights_and_uses_one_pass_per_step(tiny_t
     # the fused continuation differs from the large model alone (the expert steers it)
     plain = large.generate(ids, max_new_tokens=5, do_sample=False, pad_token_id=0)
     assert not torch.equal(plain, out)
+
+
+def test_two_experts_decode_with_jointly_solved_weights(tiny_trio: Any, ids: torch.Tensor) -> None:
+    large, expert, base = tiny_trio
+    processor = FusionLogitsProcessor([expert, tiny_llama(14)], base, upper=3.0)
+    large.generate(ids, max_new_tokens=3, do_sample=False, logits_processor=[processor], pad_token_id=0)
+    assert len(processor.recorder.steps) == 3
+    for step in processor.recorder.steps:
+        assert all(len(row) == 2 and all(0.0 <= w <= 3.0 for w in row) for row in step.weights)
+    assert processor.side_forward_passes == 3 * 3  # two experts and the base, one cached pass each per step

@@ -10,11 +10,10 @@ fused logits; the per-step weights of each call are kept so a caller can attach 
         results, note = await llm.generate_with_trace([GenerationRequest(prompt=..., params=...)])
         ctx.note(**note)            # fusion_weights[step][row][expert], targets, fused KLs
 
-vLLM: not supported. vLLM's V1 engine only accepts batch-level logits processors that see the logits tensor and
-per-request output token ids, without the prompt tokens as a tensor or a hook for running two extra models with
-their own KV caches inside the engine step; the per-request ``SamplingParams.logits_processors`` of V0 are gone.
-Fusion with vLLM would need the experts served as separate engines and the step loop driven token by token from
-outside, which costs a scheduler round-trip per token; use the transformers backend for fused decoding.
+vLLM: the same fusion runs inside a vLLM (V1) engine as a custom logits processor, see
+:mod:`malot_fusion.vllm_fusion` (``VllmLLM(large, engine_options=fusion_engine_args(experts, base))``). There vLLM
+hands the processor one request row at a time, so the small models are not batched across requests, and the
+per-step weights stay in the engine process (``record_path`` appends them to a file).
 """
 
 from __future__ import annotations
