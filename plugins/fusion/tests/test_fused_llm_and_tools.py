@@ -138,3 +138,16 @@ def test_btm_tool_decodes_with_posteriors(fusion_models: dict[str, Any]) -> None
     assert all(abs(sum(p) - 1.0) < 1e-9 and len(p) == 2 for p in out.posteriors)
     # the expert was fine-tuned on this very prompt: the posterior favours it
     assert out.posteriors[0][0] > 0.5
+
+
+async def test_batched_prompts_of_different_lengths_fuse_like_single_prompts(fusion_models: dict[str, Any]) -> None:
+    params = SamplingParams(n=1, temperature=0.0, max_tokens=6)
+    prompts = [PROMPT, "lemma x : 1 + 1 = 2 := by\n"]
+    async with fused_llm(fusion_models["large"], [fusion_models["expert"]], fusion_models["base"], device="cpu") as llm:
+        batched, note = await llm.generate_with_trace([GenerationRequest(prompt=p, params=params) for p in prompts])
+        assert note["fusion_calls"] == 1 and len(note["fusion_weights"][0]) == 2  # one left-padded batch of 2 rows
+        for row, prompt in enumerate(prompts):
+            single, single_note = await llm.generate_with_trace([GenerationRequest(prompt=prompt, params=params)])
+            assert single[0].texts == batched[row].texts
+            first_batched = note["fusion_weights"][0][row][0]
+            assert single_note["fusion_weights"][0][0][0] == pytest.approx(first_batched, rel=1e-3, abs=1e-4)
