@@ -122,3 +122,13 @@ def test_two_experts_decode_with_jointly_solved_weights(tiny_trio: Any, ids: tor
     for step in processor.recorder.steps:
         assert all(len(row) == 2 and all(0.0 <= w <= 3.0 for w in row) for row in step.weights)
     assert processor.side_forward_passes == 3 * 3  # two experts and the base, one cached pass each per step
+
+
+def test_left_padding_with_a_pad_token_that_is_also_bos() -> None:
+    model = tiny_llama(22)
+    bos = 1
+    inc = IncrementalLM(model, pad_token_id=bos, pad_is_bos=True)
+    padded = torch.tensor([[bos, bos, bos, 5, 6], [bos, 7, 8, 9, 10]])  # row 0: two pads, then BOS 5 6
+    logits = inc.next_logits(padded)
+    torch.testing.assert_close(logits[0], _last_logits(model, torch.tensor([[bos, 5, 6]]))[0], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(logits[1], _last_logits(model, padded[1:])[0], rtol=1e-4, atol=1e-4)

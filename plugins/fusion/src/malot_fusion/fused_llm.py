@@ -109,6 +109,7 @@ class FusedTransformersLLM(TransformersLLM):
                 upper=self.upper,
                 objective=self.objective,
                 pad_token_id=self.tokenizer.pad_token_id,
+                pad_is_bos=_pad_is_bos(self.tokenizer),
                 recorder=self.recorder,
             )
             self.logits_processors.insert(0, self.processor)  # before any other processor
@@ -140,6 +141,15 @@ class FusedTransformersLLM(TransformersLLM):
         if self.processor is not None and self.processor in self.logits_processors:
             self.logits_processors.remove(self.processor)
         self.processor = None
+
+
+def _pad_is_bos(tokenizer: Any) -> bool:
+    """Whether left padding is indistinguishable from the BOS token the tokenizer puts at the start of prompts."""
+    pad, bos = tokenizer.pad_token_id, tokenizer.bos_token_id
+    if pad is None or pad != bos:
+        return False
+    ids = tokenizer("a")["input_ids"]
+    return bool(ids) and ids[0] == bos
 
 
 def fused_llm(

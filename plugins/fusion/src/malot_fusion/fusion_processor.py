@@ -32,6 +32,7 @@ class FusionLogitsProcessor:
     ``experts`` and ``base`` are Hugging Face causal LMs (or :class:`IncrementalLM` wrappers) that share the large
     model's tokenizer. ``lower``/``upper`` bound every weight; ``objective`` picks the multi-expert residuals (see
     :mod:`malot_fusion.dynamic_logits_fusion`). Each call records a :class:`FusionStep` in ``recorder``.
+    ``pad_token_id`` marks left padding (``pad_is_bos``: the padding token doubles as the prompts' BOS).
     """
 
     def __init__(
@@ -43,14 +44,20 @@ class FusionLogitsProcessor:
         upper: float = 2.0,
         objective: Objective = "marginal",
         pad_token_id: int | None = None,
+        pad_is_bos: bool = False,
         recorder: FusionRecorder | None = None,
     ) -> None:
         if not experts:
             raise ValueError("Dynamic Logits Fusion needs at least one expert model")
         self.experts = [
-            e if isinstance(e, IncrementalLM) else IncrementalLM(e, pad_token_id=pad_token_id) for e in experts
+            e if isinstance(e, IncrementalLM) else IncrementalLM(e, pad_token_id=pad_token_id, pad_is_bos=pad_is_bos)
+            for e in experts
         ]
-        self.base = base if isinstance(base, IncrementalLM) else IncrementalLM(base, pad_token_id=pad_token_id)
+        self.base = (
+            base
+            if isinstance(base, IncrementalLM)
+            else IncrementalLM(base, pad_token_id=pad_token_id, pad_is_bos=pad_is_bos)
+        )
         self.lower = lower
         self.upper = upper
         self.objective: Objective = objective

@@ -3,7 +3,9 @@
 A logits processor sees the whole sequence (``input_ids``) at every step; a side model (a small expert, a small base,
 a BTM domain expert) must not re-read it each time. :class:`IncrementalLM` keeps the last sequence it saw and its KV
 cache: when the new sequence extends the old one (same batch, same prefix) only the new tokens are fed; anything else
-(a new ``generate`` call, a different batch) resets the cache. Left padding is recognised from ``pad_token_id``.
+(a new ``generate`` call, a different batch) resets the cache. Left padding is recognised from ``pad_token_id``; when
+the padding token is also the BOS token the prompts start with (``pad_is_bos``), the last token of the leading run is
+the real BOS and stays visible.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ class IncrementalLM:
     costs one incremental pass per step.
     """
 
-    def __init__(self, model: Any, *, pad_token_id: int | None = None) -> None:
+    def __init__(self, model: Any, *, pad_token_id: int | None = None, pad_is_bos: bool = False) -> None:
         self.model = model
         self.pad_token_id = pad_token_id
+        self.pad_is_bos = pad_is_bos
         self.forward_passes = 0
         self.tokens_fed = 0
         self._seen: torch.Tensor | None = None
@@ -45,7 +48,10 @@ class IncrementalLM:
         if self.pad_token_id is None:
             return torch.ones_like(input_ids)
         is_real = input_ids != self.pad_token_id
-        return (is_real.long().cumsum(dim=-1) > 0).long()
+        mask = is_real.long().cumsum(dim=-1) > 0
+        if self.pad_is_bos:  # the token right before the first real one is the prompt's BOS
+            mask[:, :-1] |= mask[:, 1:].clone()
+        return mask.long()
 
     @torch.no_grad()
     def next_logits(self, input_ids: torch.Tensor) -> torch.Tensor:
