@@ -161,7 +161,10 @@ class Executor:
             for index, message in enumerate(inputs):
                 task = tg.create_task(self._run_attempt(workflow, group, index, message, deps, timeout))
                 group.tasks.append(task)
-        results = [task.result() for task in group.tasks]
+        results = [
+            self._never_started(workflow, gid, index) if task.cancelled() else task.result()
+            for index, task in enumerate(group.tasks)
+        ]
         wall = time.perf_counter() - started
         usage = _sum_usage(r.usage for r in results)
         stopped = next((r.reason for r in results if r.status == "budget"), None)
@@ -205,6 +208,38 @@ class Executor:
         async with asyncio.TaskGroup() as tg:
             tasks = [tg.create_task(one(gid, inputs)) for gid, inputs in groups]
         return [t.result() for t in tasks]
+
+    def _never_started(self, workflow: Workflow, group_id: str, index: int) -> AttemptResult:
+        """The result of an attempt cancelled by a sibling's success before its task first ran (traced too)."""
+        result = AttemptResult(
+            attempt_id=f"{group_id}/{index}",
+            index=index,
+            status="cancelled",
+            final=None,
+            steps=0,
+            usage=Usage(),
+            wall_s=0.0,
+            agent_s=0.0,
+            reason="a sibling attempt succeeded before this one started",
+        )
+        if self.trace is not None:
+            now = time.time()
+            base = {"group_id": group_id, "time": now, "attempt_id": result.attempt_id}
+            self.trace.emit({"type": "attempt_started", **base, "index": index, "workflow": workflow.name})
+            self.trace.emit(
+                {
+                    "type": "attempt_finished",
+                    **base,
+                    "status": "cancelled",
+                    "steps": 0,
+                    "wall_s": 0.0,
+                    "agent_s": 0.0,
+                    "usage": result.usage.model_dump(),
+                    "error": None,
+                    "reason": result.reason,
+                }
+            )
+        return result
 
     async def _run_attempt(
         self,

@@ -14,6 +14,7 @@ from malot.agents import (
     Executor,
     FunctionAgent,
     LeanCandidate,
+    MemoryTrace,
     Message,
     RunContext,
     Task,
@@ -111,6 +112,17 @@ async def test_first_success_cancels_siblings_and_no_cancelled_step_runs_after()
     assert set(statuses.values()) == {"cancelled"}
     win_at = next(i for i, entry in enumerate(log) if entry[1] == "WIN")
     assert [entry for entry in log[win_at + 1 :] if entry[0] != winner] == []
+
+
+async def test_first_success_with_instant_agents_cancels_attempts_that_never_started() -> None:
+    # no agent awaits anything: the first attempt succeeds before its siblings' tasks ever run
+    wf = prove_correct_loop(lambda c, ctx: True, rounds=0)
+    sink = MemoryTrace()
+    result = await Executor(trace=sink).run_group(wf, _tasks(4), group_id="i")
+    assert [a.status for a in sink.tree().groups["i"].attempts.values()] == ["success"] + ["cancelled"] * 3
+    assert [a.status for a in result.attempts] == ["success", "cancelled", "cancelled", "cancelled"]
+    assert [a.attempt_id for a in result.attempts] == ["i/0", "i/1", "i/2", "i/3"]
+    assert result.usage.samples == 1
 
 
 async def test_without_first_success_all_attempts_finish() -> None:
