@@ -85,6 +85,9 @@ class LLMSettings(_Section):
     request_timeout_s: float = Field(600.0, gt=0)
     max_retries: int = Field(5, ge=0)
     max_concurrency: int = Field(64, ge=1)
+    strict_openai: bool = Field(
+        False, description="HTTP servers that reject vLLM/SGLang-only fields (e.g. add_special_tokens)"
+    )
     device: str = "auto"
     dtype: str = "auto"
     vllm: VllmEngineSettings = Field(default_factory=VllmEngineSettings)

@@ -170,7 +170,10 @@ class OpenAICompatibleLLM(BaseLLM):
     replaces the network (``httpx.MockTransport`` in tests); ``http`` picks the HTTP library (see the module
     docstring). ``prompt_logprobs``: whether the server supports
     ``echo`` with ``logprobs`` (vLLM does; the OpenAI API no longer does). ``extra_body`` is merged into every
-    request (e.g. ``{"top_k": 20}`` for vLLM).
+    request (e.g. ``{"top_k": 20}`` for vLLM). ``add_special_tokens``: sent with text completions so the server
+    tokenizes the prompt exactly as written, like the in-process backends (prompt templates write the model's BOS
+    themselves; vLLM and SGLang would otherwise add a second one); ``None`` omits the field for servers that
+    reject unknown parameters.
     """
 
     def __init__(
@@ -189,8 +192,10 @@ class OpenAICompatibleLLM(BaseLLM):
         prompt_logprobs: bool = True,
         infill: bool = False,
         extra_body: dict[str, Any] | None = None,
+        add_special_tokens: bool | None = False,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.add_special_tokens = add_special_tokens
         self.model = model
         self.retry = retry or RetryPolicy()
         self.max_concurrency = max_concurrency
@@ -223,11 +228,13 @@ class OpenAICompatibleLLM(BaseLLM):
     def from_settings(
         cls, base_url: str, model: str | None, settings: LLMSettings, **options: Any
     ) -> OpenAICompatibleLLM:
-        """Build from :class:`LLMSettings`: API key from ``api_key_env``, timeout, retries, concurrency."""
+        """Build from :class:`LLMSettings`: API key from ``api_key_env``, timeout, retries, concurrency, and
+        ``strict_openai`` (send no vLLM/SGLang-only fields such as ``add_special_tokens``)."""
         options.setdefault("api_key", os.environ.get(settings.api_key_env) or None)
         options.setdefault("timeout_s", settings.request_timeout_s)
         options.setdefault("retry", RetryPolicy(max_retries=settings.max_retries))
         options.setdefault("max_concurrency", settings.max_concurrency)
+        options.setdefault("add_special_tokens", None if settings.strict_openai else False)
         return cls(base_url, model, **options)
 
     async def aclose(self) -> None:
@@ -311,6 +318,8 @@ class OpenAICompatibleLLM(BaseLLM):
             body["skip_special_tokens"] = False
         else:
             body["prompt"] = prompt
+            if self.add_special_tokens is not None:
+                body["add_special_tokens"] = self.add_special_tokens
         if params.logprobs is not None:
             body["logprobs"] = params.logprobs
         body.update(self.extra_body)
@@ -383,8 +392,10 @@ class OpenAICompatibleLLM(BaseLLM):
             "temperature": 0.0,
             "echo": True,
             "logprobs": 0,
-            **self.extra_body,
         }
+        if self.add_special_tokens is not None:
+            body["add_special_tokens"] = self.add_special_tokens
+        body.update(self.extra_body)
         data = await self._request("POST", "/completions", body)
         try:
             response = _TextResponse.model_validate(data)

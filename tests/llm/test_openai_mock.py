@@ -43,11 +43,24 @@ async def test_completion_body_and_parsing() -> None:
         params = SamplingParams(n=2, temperature=0.5, top_p=0.9, max_tokens=9, stop=["\n"], seed=4)
         (result,) = await llm.generate([GenerationRequest(prompt="p", params=params)])
     expected = {"model": "m", "prompt": "p", "n": 2, "temperature": 0.5, "top_p": 0.9, "max_tokens": 9}
-    assert seen[0] == {**expected, "stop": ["\n"], "seed": 4}
+    # the prompt is tokenized as written: templates write the model's BOS themselves
+    assert seen[0] == {**expected, "stop": ["\n"], "seed": 4, "add_special_tokens": False}
     assert result.texts == ["a", "b"]
     assert [c.finish_reason for c in result.completions] == ["length", "length"]
     assert [c.tokens for c in result.completions] == [7, 7]
     assert result.prompt_tokens == 3
+
+
+async def test_add_special_tokens_can_be_omitted_for_strict_servers() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, json=text_response(["a"]))
+
+    async with make(handler, add_special_tokens=None) as llm:
+        await llm.generate([GenerationRequest(prompt="p")])
+    assert "add_special_tokens" not in seen[0]
 
 
 async def test_chat_body_logprobs_and_model_discovery() -> None:
