@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from malot.errors import ToolError
 from malot.tools import tool
 from malot_weights import FAMILY
-from malot_weights.core import diagonal_fisher, merge_tensorwise, save_state_dict
+from malot_weights.core import OptionalSource, diagonal_fisher, merge_tensorwise, save_state_dict
 
 if TYPE_CHECKING:
     import torch
@@ -208,7 +208,7 @@ def fisher_merge(args: FisherMergeInput) -> FisherMergeOutput:
     ) -> torch.Tensor:
         return fisher_weighted_tensor(tensors, extra["fishers"], lam, floor=args.fisher_floor, normalizers=norms)
 
-    fisher_sources = [_FisherSource(p) for p in fisher_paths] if fisher_paths is not None else []
+    fisher_sources = [OptionalSource(p) for p in fisher_paths] if fisher_paths is not None else []
     try:
         _, report = merge_tensorwise(
             args.models,
@@ -232,31 +232,6 @@ def fisher_merge(args: FisherMergeInput) -> FisherMergeOutput:
         bytes_written=report.bytes_written,
         fisher_files=list(fisher_paths or []),
     )
-
-
-class _FisherSource:
-    """A Fisher file as a TensorSource that reads a missing tensor (a buffer without Fisher) as ``None``."""
-
-    def __init__(self, path: str) -> None:
-        from malot_weights.core import open_source
-
-        self._source = open_source(path)
-        self._names = set(self._source.keys())
-
-    def keys(self) -> list[str]:
-        return self._source.keys()
-
-    def info(self, name: str) -> Any:
-        return self._source.info(name)
-
-    def read(self, name: str) -> Any:
-        return self._source.read(name) if name in self._names else None
-
-    def read_rows(self, name: str, start: int, stop: int) -> Any:
-        return self._source.read_rows(name, start, stop) if name in self._names else None
-
-    def close(self) -> None:
-        self._source.close()
 
 
 def _file_fisher_mean(path: str) -> float:

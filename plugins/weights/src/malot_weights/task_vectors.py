@@ -23,6 +23,7 @@ from malot.errors import ToolError
 from malot.tools import tool
 from malot_weights import FAMILY
 from malot_weights.core import (
+    OptionalSource,
     add_scaled,
     load_state_dict,
     merge_tensorwise,
@@ -237,7 +238,7 @@ def task_arithmetic(args: TaskArithmeticInput) -> TaskArithmeticOutput:
     if len(coeffs) != n_vectors:
         raise ToolError(f"{n_vectors} task vectors but {len(coeffs)} coefficients")
     n_models = len(args.models)
-    vector_sources = [_OptionalSource(p) for p in args.task_vectors]
+    vector_sources = [OptionalSource(p) for p in args.task_vectors]
 
     def combine(name: str, tensors: list[torch.Tensor], extra: dict[str, list[torch.Tensor]]) -> torch.Tensor:
         base = tensors[0]
@@ -271,31 +272,6 @@ def task_arithmetic(args: TaskArithmeticInput) -> TaskArithmeticOutput:
         tensors_merged=report.merged,
         bytes_written=report.bytes_written,
     )
-
-
-class _OptionalSource:
-    """A task-vector file read as a TensorSource where a missing tensor reads as ``None`` (a zero difference)."""
-
-    def __init__(self, path: str) -> None:
-        from malot_weights.core import open_source
-
-        self._source = open_source(path)
-        self._names = set(self._source.keys())
-
-    def keys(self) -> list[str]:
-        return self._source.keys()
-
-    def info(self, name: str) -> Any:
-        return self._source.info(name)
-
-    def read(self, name: str) -> Any:
-        return self._source.read(name) if name in self._names else None
-
-    def read_rows(self, name: str, start: int, stop: int) -> Any:
-        return self._source.read_rows(name, start, stop) if name in self._names else None
-
-    def close(self) -> None:
-        self._source.close()
 
 
 class AtlasInput(BaseModel):

@@ -232,6 +232,38 @@ def open_source(weights: WeightsLike) -> TensorSource:
     )
 
 
+class OptionalSource:
+    """A file read as a :class:`TensorSource` where a tensor it lacks reads as ``None``.
+
+    For side inputs that may cover only some tensors: a Fisher file without buffers, a task vector without the
+    tensors it leaves unchanged.
+    """
+
+    def __init__(self, weights: WeightsLike) -> None:
+        self._source = open_source(weights)
+        self._names = set(self._source.keys())
+
+    def keys(self) -> list[str]:
+        """The tensors the file holds."""
+        return self._source.keys()
+
+    def info(self, name: str) -> Any:
+        """Shape and dtype of a tensor the file holds."""
+        return self._source.info(name)
+
+    def read(self, name: str) -> Any:
+        """The tensor, or ``None`` when the file lacks it."""
+        return self._source.read(name) if name in self._names else None
+
+    def read_rows(self, name: str, start: int, stop: int) -> Any:
+        """Rows ``start:stop`` of the tensor, or ``None`` when the file lacks it."""
+        return self._source.read_rows(name, start, stop) if name in self._names else None
+
+    def close(self) -> None:
+        """Close the file."""
+        self._source.close()
+
+
 class CheckpointWriter:
     """Writes a planned set of tensors to a ``.safetensors`` file or a (sharded) model folder, one at a time.
 
