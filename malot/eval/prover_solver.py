@@ -66,33 +66,12 @@ class ProverSolver:
         self.setup = resolve_setup(settings)
         self.strategy = self.setup.strategy
         self.rule = AcceptanceRule.from_settings(settings.lean)
-        self._retriever: Any = None
-        self._retriever_loaded = False
+        from malot.provers.demos import DemoSource
+
+        self._demo_source = DemoSource(settings.retrieval)
 
     def _demos(self, problem: Any) -> list[Any]:
-        from malot.provers.demos import pick_demonstrations
-
-        k = self.settings.retrieval.k
-        template = self.setup.template
-        if not template.uses_demonstrations or k <= 0 or self.settings.retrieval.retriever == "none":
-            return []
-        if not self._retriever_loaded:
-            self._retriever_loaded = True
-            try:
-                from malot.retrieval import load_retriever
-            except ImportError:
-                self._retriever = None
-            else:
-                self._retriever = load_retriever(self.settings.retrieval)
-        return list(
-            pick_demonstrations(
-                problem,
-                k,
-                retriever=self._retriever,
-                corpus=self.settings.retrieval.corpus,
-                seed=self.settings.retrieval.seed,
-            )
-        )
+        return list(self._demo_source.pick(problem, self.setup.template.uses_demonstrations))
 
     async def solve(self, problem: BenchmarkProblem, budget: ProblemBudget, sink: AttemptSink) -> ProblemOutcome:
         """Run one executor group for ``problem`` and report one record per candidate."""

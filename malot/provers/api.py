@@ -26,7 +26,7 @@ from malot.config import Settings, load_settings
 from malot.errors import ConfigError, MalotError
 from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
 from malot.provers.batching import RequestBatcher
-from malot.provers.demos import Demo, pick_demonstrations
+from malot.provers.demos import Demo, DemoSource
 from malot.provers.presets import Preset, get_preset, preset_for_model
 from malot.provers.problem import Problem, load_problem
 from malot.provers.strategies import Strategy, make_strategy
@@ -202,8 +202,7 @@ class Prover:
         self._verifier = verifier
         self._own_llm = llm is None
         self._own_verifier = verifier is None
-        self._retriever = retriever
-        self._retriever_loaded = retriever is not None
+        self._demo_source = DemoSource(self.settings.retrieval, retriever)
         self._demos = [dict(d) for d in demos] if demos is not None else None
         self._strategy = strategy
         self._template = template
@@ -284,21 +283,7 @@ class Prover:
     def _demonstrations(self, problem: Problem, template: ModelTemplate) -> list[Demo]:
         if self._demos is not None:
             return [dict(d) for d in self._demos if d.get("name") != problem.name]
-        k = self.settings.retrieval.k
-        if not template.uses_demonstrations or k <= 0 or self.settings.retrieval.retriever == "none":
-            return []
-        if not self._retriever_loaded:
-            self._retriever_loaded = True
-            try:
-                from malot.retrieval import load_retriever
-            except ImportError:
-                self._retriever = None
-            else:
-                self._retriever = load_retriever(self.settings.retrieval)
-        corpus = self.settings.retrieval.corpus
-        return pick_demonstrations(
-            problem, k, retriever=self._retriever, corpus=corpus, seed=self.settings.retrieval.seed
-        )
+        return self._demo_source.pick(problem, template.uses_demonstrations)
 
     async def prove(
         self,

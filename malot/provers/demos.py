@@ -13,10 +13,44 @@ from typing import Any
 
 from malot.provers.problem import DEFAULT_HEADER, Problem
 
-__all__ = ["Demo", "load_demo_file", "pick_demonstrations"]
+__all__ = ["Demo", "DemoSource", "load_demo_file", "pick_demonstrations"]
 
 #: A demonstration as the templates read it: name, informal, header, statement, proof.
 Demo = dict[str, str]
+
+
+class DemoSource:
+    """Demonstrations as configured by ``[retrieval]``: the retriever is built once, on first use.
+
+    ``retriever`` is used as given; otherwise :func:`malot.retrieval.load_retriever` builds one (when
+    :mod:`malot.retrieval` is importable) and :func:`pick_demonstrations` falls back to a random sample.
+    """
+
+    def __init__(self, settings: Any, retriever: Any = None) -> None:
+        self.settings = settings
+        self._retriever = retriever
+        self._loaded = retriever is not None
+
+    def retriever(self) -> Any:
+        """The retriever in use (``None``: random sampling)."""
+        if not self._loaded:
+            self._loaded = True
+            try:
+                from malot.retrieval import load_retriever
+            except ImportError:
+                self._retriever = None
+            else:
+                self._retriever = load_retriever(self.settings)
+        return self._retriever
+
+    def pick(self, problem: Problem, uses_demonstrations: bool = True) -> list[Demo]:
+        """Up to ``settings.k`` demonstrations for ``problem`` (none when the template takes none)."""
+        k = self.settings.k
+        if not uses_demonstrations or k <= 0 or self.settings.retriever == "none":
+            return []
+        return pick_demonstrations(
+            problem, k, retriever=self.retriever(), corpus=self.settings.corpus, seed=self.settings.seed
+        )
 
 
 def pick_demonstrations(
