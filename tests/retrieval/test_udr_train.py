@@ -83,6 +83,9 @@ def test_lm_scorer_through_the_scripted_double(demos: Corpus) -> None:
     assert isinstance(prompt, str) and prompt == feedback_prompt(q, c)
     assert prompt.index(c.statement.strip()) < prompt.index(q.statement.strip())  # demonstration, then the query
     assert q.proof.strip() not in prompt and seen[0].score_continuation == "\n" + q.proof.strip("\n")
+    short = asyncio.run(LMFeedbackScorer(llm, max_demo_chars=40).score([(q, c)]))
+    assert short == [-2.0] and len(feedback_prompt(q, c, max_demo_chars=40)) < len(prompt)
+    assert c.proof.strip() not in seen[-1].prompt  # the demonstration was cut for a short-context model
     from malot.errors import CapabilityError
 
     with pytest.raises(CapabilityError, match="prompt log-probs"):
