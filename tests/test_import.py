@@ -22,8 +22,8 @@ def test_import_malot_is_light_and_fast() -> None:
     data = json.loads(proc.stdout)
     loaded = {m.split(".")[0] for m in data["modules"]}
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
-    # generous bound for a loaded 2-core machine; typical is ~0.15 s
-    assert data["elapsed"] < 2.0
+    # generous bound for a loaded 2-core machine; typical is about 0.2 s
+    assert data["elapsed"] < 3.0
 
 
 def test_public_subpackages_import_without_heavy_dependencies() -> None:
