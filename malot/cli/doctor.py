@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from malot.cli.common import console, echo_json, load_cli_settings
@@ -25,6 +26,6 @@ def command(ctx: click.Context, as_json: bool) -> None:
     for column in ("section", "check", "status", "detail"):
         table.add_column(column)
     for c in checks:
-        detail = c.detail + (f"\n[dim]-> {c.hint}[/dim]" if c.hint and c.status != "ok" else "")
-        table.add_row(c.section, c.name, f"[{_STYLE[c.status]}]{c.status}[/]", detail)
+        detail = escape(c.detail) + (f"\n[dim]-> {escape(c.hint)}[/dim]" if c.hint and c.status != "ok" else "")
+        table.add_row(escape(c.section), escape(c.name), f"[{_STYLE[c.status]}]{c.status}[/]", detail)
     console.print(table)

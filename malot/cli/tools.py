@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import click
+from rich.markup import escape
 from rich.table import Table
 
 from malot.cli.common import console, echo_json, err_console, load_cli_settings
@@ -48,7 +49,9 @@ def list_command(ctx: click.Context, family: str | None, as_json: bool) -> None:
     console.print(table)
     for s in statuses:
         if s.state == "failed":
-            err_console.print(f"[bold red]plugin {s.name} ({s.module}) failed to load:[/] {s.error}")
+            err_console.print(
+                f"[bold red]plugin {escape(s.name)} ({escape(s.module)}) failed to load:[/] {escape(str(s.error))}"
+            )
         elif s.state == "disabled":
             err_console.print(f"[yellow]plugin {s.name} is disabled by the allow-list (MALOT_PLUGINS)[/]")
     if not statuses:

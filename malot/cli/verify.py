@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from malot.cli.common import console, echo_json, load_cli_settings
 
@@ -103,9 +104,9 @@ def command(
             echo_json({"target": target.name, "accepted_by_screen": screened.ok, **screened.to_dict()})
         else:
             verdict = "[green]passes the screen[/]" if screened.ok else "[red]rejected by the screen[/]"
-            console.print(f"{target.name}: {verdict}")
+            console.print(f"{escape(target.name)}: {verdict}")
             for reason in screened.reasons:
-                console.print(f"  - {reason}", highlight=False)
+                console.print(f"  - {escape(reason)}", highlight=False)
         return 0 if screened.ok else 1
 
     verifier = load_verifier(settings.lean)
@@ -130,5 +131,5 @@ def command(
         if result.axioms is not None:
             console.print(f"  axioms: {', '.join(result.axioms) or '(none)'}", highlight=False)
         for reason in result.reasons():
-            console.print(f"  - {reason}", highlight=False)
+            console.print(f"  - {escape(reason)}", highlight=False)
     return 0 if result.accepted else 1
