@@ -34,7 +34,7 @@ from typing import Any
 DIM, HIDDEN, OUT, CLASSES, NEW = 8, 32, 8, 8, 4
 SPECIFIC_SCALE = 0.5
 FEW = 16
-GENE1, TAILOR1, GENE2, TAILOR2 = 6, 16, 3, 8
+GENE1, TAILOR1, GENE2, TAILOR2 = 8, 16, 8, 8  # learngenes can hold a full-rank shared map (rank ≤ 8)
 
 
 def _kind_model() -> Any:
