@@ -2,11 +2,15 @@
 recovers the source LoRA's task accuracy on the new base without the task's training data; filtering helps.
 
 Synthetic task over the letters a-h: the prompt is 3 letters, the answer is ``yes`` when the first letter is in
-a-d, else ``no``. Two bases (widths 32 and 48, different seeds, initial weight std 0.2) are pre-trained on
-generic random text over the vocabulary. A LoRA is trained on the old base with 96 labelled examples (the
-teacher). ``trans_lora`` then sees only 8 unlabelled real prompts, generates synthetic prompts with the teacher,
-filters them with the discriminator and distils a LoRA onto the new base. Accuracy is measured on 128 held-out
-prompts (greedy choice between the two answer tokens).
+a-d, else ``no``. Two bases (widths 32 and 48, different seeds, initial weight std 0.2) are pre-trained on generic
+text: half the sentences are unlabelled 3-letter prompts (in-domain text, never with an answer), half are noise of
+1-5 words over the whole vocabulary, so a base prompted with real prompts writes a mix of task-like and degenerate
+prompts. A LoRA is trained on the old base with 96 labelled examples (the teacher). ``trans_lora`` then sees 32
+unlabelled real prompts: the discriminator (old base + LoRA + head) learns real vs 128 old-base samples, the new
+base writes candidates and the first 64 judged real are distilled on. The ablation ``unfiltered`` distils on the
+first 64 candidates (same prompt count, same student steps). Several transfer seeds (2 quick, 4 full) over the
+same bases and teacher; accuracies are means. Accuracy is measured on 128 held-out prompts (greedy choice between
+the two answer tokens).
 
     python plugins/weights/benchmarks/trans_lora_transfer.py --quick --out trans_lora_transfer.json
 
@@ -25,6 +29,10 @@ from pathlib import Path
 from typing import Any
 
 LETTERS = list("abcdefgh")
+DOMAIN_SHARE = 0.5  # share of pre-training sentences that are unlabelled task prompts
+N_REAL = 32  # unlabelled real task prompts the transfer sees
+N_KEPT = 64  # synthetic prompts distilled on (filtered and unfiltered alike)
+LR = 3e-3  # discriminator and student learning rate
 
 
 def _prompts(n: int, seed: int) -> list[str]:
@@ -32,6 +40,12 @@ def _prompts(n: int, seed: int) -> list[str]:
 
     g = torch.Generator().manual_seed(seed)
     return [" ".join(LETTERS[int(i)] for i in torch.randint(8, (3,), generator=g)) for _ in range(n)]
+
+
+def _task_format(prompt: str) -> bool:
+    """Whether a prompt looks like the task's: exactly three letters a-h."""
+    words = prompt.split()
+    return len(words) == 3 and all(w in LETTERS for w in words)
 
 
 def _answer(prompt: str) -> str:
@@ -45,13 +59,15 @@ def _pretrain(model: Any, tokenizer: Any, steps: int, seed: int) -> None:
 
     vocab = [*LETTERS, "yes", "no"]
     g = torch.Generator().manual_seed(seed)
-    sentences = [
-        " ".join(
-            vocab[int(i)]
-            for i in torch.randint(len(vocab), (int(torch.randint(1, 6, (1,), generator=g)),), generator=g)
-        )
-        for _ in range(2048)
-    ]
+
+    def sentence() -> str:
+        # unlabelled in-domain text (a 3-letter prompt, no answer) or noise of 1-5 words over the whole vocabulary
+        if float(torch.rand((), generator=g)) < DOMAIN_SHARE:
+            return " ".join(LETTERS[int(i)] for i in torch.randint(8, (3,), generator=g))
+        length = int(torch.randint(1, 6, (1,), generator=g))
+        return " ".join(vocab[int(i)] for i in torch.randint(len(vocab), (length,), generator=g))
+
+    sentences = [sentence() for _ in range(2048)]
     # documents: "<s>" then sentences separated by "</s>", as the task format uses them
     texts = ["<s> " + " </s> ".join(sentences[4 * k : 4 * k + 4]) + " </s>" for k in range(512)]
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
@@ -137,53 +153,73 @@ def main() -> None:
         lora = _train_teacher_lora(teacher, tok, _prompts(96, 5), 150 if args.quick else 400)
         teacher_accuracy = _accuracy(teacher, tok, test)
         new_base_accuracy = _accuracy(load_causal_lm(new_dir), tok, test)
-        real = _prompts(8, 11)
-        results: dict[str, Any] = {}
-        for name, use_filter in (("filtered", True), ("unfiltered", False)):
-            config = TransLoraConfig(
-                rank=4,
-                targets=TARGETS,
-                n_discriminator=32,
-                n_candidates=64,
-                n_kept=32,
-                max_rounds=4 if args.quick else 8,
-                min_kept=8,
-                max_new_tokens=6,
-                discriminator_steps=60,
-                student_steps=250 if args.quick else 800,
-                lr=1e-2,
-                filter=use_filter,
-            )
-            student = load_causal_lm(new_dir)
-            _, report = trans_lora(
-                load_causal_lm(old_dir),
-                lora,
-                tok,
-                student,
-                tok,
-                real,
-                config,
-                discriminator_base=load_causal_lm(old_dir) if use_filter else None,
-            )
-            leaked = sum(("yes" in p.split()) or ("no" in p.split()) for p in report.kept_prompts)
-            results[name] = {
-                "accuracy": _accuracy(student, tok, test),
-                "candidates": report.candidates,
-                "kept": report.kept,
-                "kept_with_answer_words": leaked,
-                "kept_three_letters": sum(len(p.split()) == 3 for p in report.kept_prompts),
-                "discriminator_accuracy": report.discriminator_accuracy,
-                "example_kept": report.kept_prompts[:8],
-                "student_loss_first": report.student_losses[0],
-                "student_loss_last": report.student_losses[-1],
-            }
+        real = _prompts(N_REAL, 11)
+        seeds = [0, 1] if args.quick else [0, 1, 2, 3]
+        runs: dict[str, list[dict[str, Any]]] = {"filtered": [], "unfiltered": []}
+        for seed in seeds:
+            for name, use_filter in (("filtered", True), ("unfiltered", False)):
+                # same distillation budget for both: N_KEPT prompts, the same student steps; unfiltered simply
+                # takes the first N_KEPT candidates the new base writes, filtered keeps the first N_KEPT that pass
+                config = TransLoraConfig(
+                    rank=4,
+                    targets=TARGETS,
+                    n_discriminator=128,
+                    n_candidates=64 if use_filter else N_KEPT,
+                    n_kept=N_KEPT,
+                    max_rounds=4 if args.quick else 8,
+                    min_kept=8,
+                    max_new_tokens=6,
+                    discriminator_steps=100,
+                    student_steps=250 if args.quick else 800,
+                    lr=LR,
+                    filter=use_filter,
+                    seed=seed,
+                )
+                student = load_causal_lm(new_dir)
+                _, report = trans_lora(
+                    load_causal_lm(old_dir),
+                    lora,
+                    tok,
+                    student,
+                    tok,
+                    real,
+                    config,
+                    discriminator_base=load_causal_lm(old_dir) if use_filter else None,
+                )
+                kept = report.kept_prompts
+                runs[name].append(
+                    {
+                        "seed": seed,
+                        "accuracy": _accuracy(student, tok, test),
+                        "candidates": report.candidates,
+                        "kept": report.kept,
+                        "kept_task_format_share": sum(_task_format(p) for p in kept) / max(len(kept), 1),
+                        "kept_first_letter_a_to_d_share": sum(p[:1] in "abcd" for p in kept) / max(len(kept), 1),
+                        "discriminator_accuracy": report.discriminator_accuracy,
+                        "example_kept": kept[:8],
+                        "student_loss_first": report.student_losses[0],
+                        "student_loss_last": report.student_losses[-1],
+                    }
+                )
+
+    def mean_accuracy(name: str) -> float:
+        return sum(r["accuracy"] for r in runs[name]) / len(runs[name])
+
+    transferred = mean_accuracy("filtered")
     result: dict[str, Any] = {
-        "transferred_accuracy": results["filtered"]["accuracy"],
+        "transferred_accuracy": transferred,
         "teacher_accuracy": teacher_accuracy,
         "new_base_accuracy": new_base_accuracy,
-        "accuracy_ratio_vs_teacher": results["filtered"]["accuracy"] / max(teacher_accuracy, 1e-9),
-        "unfiltered_accuracy": results["unfiltered"]["accuracy"],
-        "details": {"quick": args.quick, "runs": results, "seconds": time.perf_counter() - start},
+        "accuracy_ratio_vs_teacher": transferred / max(teacher_accuracy, 1e-9),
+        "unfiltered_accuracy": mean_accuracy("unfiltered"),
+        "details": {
+            "quick": args.quick,
+            "seeds": seeds,
+            "n_real_prompts": N_REAL,
+            "domain_share_in_pretraining": DOMAIN_SHARE,
+            "runs": runs,
+            "seconds": time.perf_counter() - start,
+        },
     }
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
