@@ -48,10 +48,15 @@ Objective = Literal["marginal", "total"]
 
 def kl_from_logits(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
     """``KL(softmax(p) || softmax(q))`` along the last dimension, in float64; tokens with ``p = 0`` contribute 0."""
-    log_p = torch.log_softmax(p_logits.double(), dim=-1)
-    log_q = torch.log_softmax(q_logits.double(), dim=-1)
+    return _kl_from_log_probs(
+        torch.log_softmax(p_logits.double(), dim=-1), torch.log_softmax(q_logits.double(), dim=-1)
+    )
+
+
+def _kl_from_log_probs(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """``KL(P || Q)`` from log-probabilities (so a caller can reuse one log-softmax for several KLs)."""
     p = log_p.exp()
-    terms = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p))
+    terms = torch.where(p > 0, p * (log_p - log_q), 0.0)
     return terms.sum(dim=-1).clamp_min(0.0)
 
 
@@ -61,8 +66,7 @@ def logit_shift(expert_logits: torch.Tensor, base_logits: torch.Tensor, vocab_si
     Padded vocabularies differ between model sizes; the shared prefix is shifted, extra large-model entries get 0.
     Non-finite differences (a token masked in both small models) become 0 so they never create NaNs.
     """
-    delta = expert_logits.double() - base_logits.double()
-    delta = torch.where(torch.isfinite(delta), delta, torch.zeros_like(delta))
+    delta = torch.nan_to_num(expert_logits.double() - base_logits.double(), nan=0.0, posinf=0.0, neginf=0.0)
     width = delta.shape[-1]
     if width > vocab_size:
         return delta[..., :vocab_size]
@@ -82,12 +86,33 @@ def solve_single_weight(
     max_iter: int = 60,
     start: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Solve ``KL(P_{L + alpha*delta} || P_L) = target`` for ``alpha`` in ``[lower, upper]``, one row at a time.
+    """Solve ``KL(P_{L + alpha*delta} || P_L) = target`` for ``alpha`` in ``[lower, upper]``, all rows at once.
 
     ``large_logits`` and ``delta`` are ``(batch, vocab)``, ``target_kl`` is ``(batch,)``. The KL is increasing in
     ``alpha >= 0``, so each row keeps a bracket and takes a Newton step (derivative ``alpha * Var(delta)``) when it
     lands inside the bracket, else bisects. Rows whose target lies outside ``[KL(lower), KL(upper)]`` get the bound.
     ``start`` (e.g. the previous decoding step's weights) is a first guess; it only changes how fast it converges.
+    """
+    return _solve_single(large_logits, delta, target_kl, lower, upper, rtol, max_iter, start)[0]
+
+
+def _solve_single(
+    large_logits: torch.Tensor,
+    delta: torch.Tensor,
+    target_kl: torch.Tensor,
+    lower: float,
+    upper: float,
+    rtol: float,
+    max_iter: int,
+    start: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`solve_single_weight` that also returns ``KL(P_{L + alpha*delta} || P_L)`` at the returned ``alpha``.
+
+    All rows are searched at once in torch (no per-row Python loop, no NumPy round trip): one log-softmax and one
+    small matmul per iteration give every row's KL and slope, and the loop stops as soon as every row has converged
+    (with a warm start from the previous step, usually after a few iterations). A bound is only evaluated when a
+    row's Newton step is clamped onto it: the brackets start just outside ``[lower, upper]``, so a clamped step
+    counts as inside until the bound itself has been tried, and a row rests at a bound when its step cannot leave it.
     """
     if not 0.0 <= lower < upper:
         raise ValueError(f"need 0 <= lower < upper for a monotone search, got [{lower}, {upper}]")
@@ -95,39 +120,47 @@ def solve_single_weight(
     d = delta.double()
     target = target_kl.double()
     batch = z.shape[0]
-    lo = torch.full((batch,), lower, dtype=torch.float64, device=z.device)
-    hi = torch.full((batch,), upper, dtype=torch.float64, device=z.device)
-    log_z0 = torch.logsumexp(z, dim=-1)
+    at_lower = target <= 0.0 if lower == 0.0 else torch.zeros_like(target, dtype=torch.bool)  # KL(P_L || P_L) = 0
+    if bool(at_lower.all()):
+        return torch.full_like(target, lower), torch.zeros_like(target)
+    # P_alpha is an exponential tilt of P_L, so log P_alpha - log P_L = alpha * delta - c(alpha) with one constant
+    # per row; reading it at the large model's top token (always finite, unlike masked -inf tokens) gives
+    # KL = alpha * E[delta] - c(alpha), and dKL/dalpha = alpha * Var(delta).
+    top = z.argmax(dim=-1, keepdim=True)
+    d_top = d.gather(1, top)[:, 0]
+    log_p0_top = torch.log_softmax(z, dim=-1).gather(1, top)[:, 0]
+    moments = torch.stack((d, d * d), dim=-1)  # (batch, vocab, 2): E[delta] and E[delta^2] in one matmul
 
     def kl_and_slope(alpha: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        # P_alpha is an exponential tilt of P_L: KL = alpha * E[delta] - (A(alpha) - A(0)), A = log-partition,
-        # and dKL/dalpha = alpha * Var(delta); both from one softmax over the vocabulary.
-        tilted = z + alpha[:, None] * d
-        log_z = torch.logsumexp(tilted, dim=-1)
-        p = torch.exp(tilted - log_z[:, None])
-        mean = (p * d).sum(-1)
-        var = ((p * d * d).sum(-1) - mean * mean).clamp_min(0.0)
-        kl = (alpha * mean - (log_z - log_z0)).clamp_min(0.0)
-        return kl, alpha * var
+        log_p = torch.log_softmax(torch.addcmul(z, alpha[:, None], d), dim=-1)
+        m = torch.bmm(log_p.exp()[:, None, :], moments)[:, 0]
+        mean = m[:, 0]
+        kl = (alpha * (mean - d_top) + log_p.gather(1, top)[:, 0] - log_p0_top).clamp_min(0.0)
+        return kl, alpha * torch.addcmul(m[:, 1], mean, mean, value=-1.0).clamp_min(0.0)
 
-    kl_lo = torch.zeros_like(target) if lower == 0.0 else kl_and_slope(lo)[0]  # KL(P_L || P_L) = 0
-    kl_hi, _ = kl_and_slope(hi)
-    at_lower = kl_lo >= target
-    at_upper = (kl_hi <= target) & ~at_lower
-    alpha = (lo + hi) / 2 if start is None else start.double().clamp(lower, upper)
+    box = torch.tensor([lower, upper], dtype=torch.float64, device=z.device)
+    outside = torch.nextafter(box, box + torch.tensor([-1.0, 1.0], dtype=torch.float64, device=z.device))
+    lo = outside[0].expand(batch)
+    hi = outside[1].expand(batch)
+    tol = rtol * target.clamp_min(1e-12)
+    alpha = torch.full_like(target, (lower + upper) / 2) if start is None else start.double().clamp(lower, upper)
+    kl = torch.zeros_like(target)
     for _ in range(max_iter):
         kl, slope = kl_and_slope(alpha)
         err = kl - target
-        done = (err.abs() <= rtol * target.clamp_min(1e-12)) | at_lower | at_upper
+        newton = (alpha - err / slope).clamp(lower, upper)
+        # converged, or resting on a bound the step cannot leave (target beyond KL(upper), or below KL(lower))
+        done = (err.abs() <= tol) | (newton == alpha) | at_lower
         if bool(done.all()):
             break
         lo = torch.where(err < 0, alpha, lo)
         hi = torch.where(err > 0, alpha, hi)
-        newton = alpha - err / slope.clamp_min(1e-30)
-        inside = (newton > lo) & (newton < hi) & (slope > 0)
+        inside = (newton > lo) & (newton < hi)
         alpha = torch.where(done, alpha, torch.where(inside, newton, (lo + hi) / 2))
-    alpha = torch.where(at_lower, torch.full_like(alpha, lower), alpha)
-    return torch.where(at_upper, torch.full_like(alpha, upper), alpha)
+    else:
+        kl = kl_and_slope(alpha)[0]  # the last iteration moved alpha after its KL was taken
+    alpha = torch.where(at_lower, lower, alpha)
+    return alpha, torch.where(at_lower, 0.0, kl)
 
 
 def _joint_row(
@@ -184,10 +217,28 @@ def solve_fusion_weights(
     several use one bounded least-squares solve per row started from the per-expert 1-D solutions. ``start``
     ``(batch, experts)`` warm-starts the 1-D searches (the previous step's weights).
     """
+    return _solve_weights(large_logits, deltas, target_kls, lower, upper, objective, start)[0]
+
+
+def _solve_weights(
+    large_logits: torch.Tensor,
+    deltas: Sequence[torch.Tensor] | torch.Tensor,
+    target_kls: torch.Tensor,
+    lower: float,
+    upper: float,
+    objective: Objective,
+    start: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """:func:`solve_fusion_weights` plus, for one expert, ``KL(P_fused || P_L)`` at the solution (else ``None``)."""
     stacked = torch.stack(list(deltas)) if not isinstance(deltas, torch.Tensor) else deltas
     stacked = stacked.double()
     z = large_logits.double()
     n_experts = stacked.shape[0]
+    if n_experts == 1:
+        alpha, kl = _solve_single(
+            z, stacked[0], target_kls[0], lower, upper, 1e-4, 60, None if start is None else start[:, 0]
+        )
+        return alpha[:, None], kl
     singles = torch.stack(
         [
             solve_single_weight(
@@ -197,19 +248,22 @@ def solve_fusion_weights(
         ],
         dim=-1,
     )
-    if n_experts == 1:
-        return singles
     rows = [
         _joint_row(z[b], stacked[:, b], target_kls[:, b].double(), singles[b], lower, upper, objective)
         for b in range(z.shape[0])
     ]
-    return torch.stack(rows)
+    return torch.stack(rows), None
 
 
 def fuse_logits(large_logits: torch.Tensor, deltas: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``z_L + sum_t w_t * delta_t``; ``deltas`` is ``(experts, batch, vocab)``, ``weights`` ``(batch, experts)``."""
-    shift = torch.einsum("be,ebv->bv", weights.double(), deltas.double())
-    return (large_logits.double() + shift).to(large_logits.dtype)
+    z = large_logits.double()
+    w = weights.double()
+    d = deltas.double()
+    if d.shape[0] == 1:  # one expert: a single multiply-add, no einsum dispatch
+        return torch.addcmul(z, w[:, :1], d[0]).to(large_logits.dtype)
+    shift = torch.einsum("be,ebv->bv", w, d)
+    return (z + shift).to(large_logits.dtype)
 
 
 @dataclass

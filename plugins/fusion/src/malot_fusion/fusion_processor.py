@@ -16,10 +16,11 @@ from malot_fusion.dynamic_logits_fusion import (
     FusionRecorder,
     FusionStep,
     Objective,
+    _kl_from_log_probs,
+    _solve_weights,
     fuse_logits,
     kl_from_logits,
     logit_shift,
-    solve_fusion_weights,
 )
 from malot_fusion.incremental import IncrementalLM
 
@@ -83,20 +84,19 @@ class FusionLogitsProcessor:
         base_logits = self.base.next_logits(input_ids)
         expert_logits = [e.next_logits(input_ids) for e in self.experts]
         vocab = scores.shape[-1]
-        deltas = torch.stack([logit_shift(e, base_logits, vocab) for e in expert_logits])
-        targets = torch.stack([kl_from_logits(e, base_logits) for e in expert_logits])
-        weights = solve_fusion_weights(
-            scores,
-            deltas,
-            targets,
-            lower=self.lower,
-            upper=self.upper,
-            objective=self.objective,
-            start=self._last_weights,
+        shifts = [logit_shift(e, base_logits, vocab) for e in expert_logits]
+        log_base = torch.log_softmax(base_logits.double(), dim=-1)  # shared by every expert's target KL
+        kls = [_kl_from_log_probs(torch.log_softmax(e.double(), dim=-1), log_base) for e in expert_logits]
+        deltas = shifts[0][None] if len(shifts) == 1 else torch.stack(shifts)
+        targets = kls[0][None] if len(kls) == 1 else torch.stack(kls)
+        weights, solved_kl = _solve_weights(
+            scores, deltas, targets, self.lower, self.upper, self.objective, self._last_weights
         )
         self._last_weights = weights
         fused = fuse_logits(scores, deltas, weights)
-        fused_kl = kl_from_logits(fused, scores)
+        # one expert: the search already has KL(P_fused || P_L) at the chosen weight (float64, before the cast back
+        # to the scores' dtype); several experts: measure it on the fused scores
+        fused_kl = solved_kl if solved_kl is not None else kl_from_logits(fused, scores)
         self.recorder.record(
             FusionStep(
                 step=self._step,
