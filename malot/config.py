@@ -145,7 +145,7 @@ class BudgetSettings(_Section):
 class ProverSettings(_Section):
     """The proving strategy and its sampling parameters (defaults follow the MA-LoT code)."""
 
-    strategy: Literal["ma-lot", "whole-proof"] = "ma-lot"
+    strategy: str = "ma-lot"
     preset: str | None = None
     template: str | None = None
     samples: int = Field(4, ge=1)
@@ -155,6 +155,15 @@ class ProverSettings(_Section):
     max_tokens: int = Field(8192, ge=1)
     thought_share: float = Field(0.75, gt=0.0, lt=1.0)
     seed: int | None = None
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from malot.provers.registry import strategy_names
+
+        if value not in strategy_names():
+            raise ValueError(f"unknown strategy {value!r}; strategies: {', '.join(strategy_names())}")
+        return value
 
 
 class ExecutorSettings(_Section):

@@ -24,6 +24,7 @@ import click
 from malot.cli.common import echo_json, err_console, load_cli_settings, make_progress
 from malot.errors import MalotError
 from malot.eval.store import ProblemRow
+from malot.provers.registry import strategy_names
 
 __all__ = ["command"]
 
@@ -107,7 +108,7 @@ class _Progress:
 @click.argument("dataset", required=False)
 @click.option("--model", "-m", help="Model: a local folder / hub id, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--llm-backend", type=click.Choice(["auto", "vllm", "hf", "openai", "script"]), help="LLM backend.")
-@click.option("--strategy", type=click.Choice(["ma-lot", "whole-proof"]), help="Proving strategy.")
+@click.option("--strategy", type=click.Choice(strategy_names()), help="Proving strategy.")
 @click.option("--samples", "-n", type=click.IntRange(min=1), help="Independent samples per problem (pass@k up to n).")
 @click.option("--rounds", type=click.IntRange(min=0), help="Correction rounds per sample (MA-LoT).")
 @click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature.")

@@ -17,6 +17,7 @@ import click
 
 from malot.cli.common import console, echo_json, err_console, load_cli_settings
 from malot.errors import ConfigError
+from malot.provers.registry import strategy_names
 
 __all__ = ["command"]
 
@@ -27,7 +28,7 @@ __all__ = ["command"]
 @click.option("--theorem", "theorem", help="With --file: the name of the theorem to prove.")
 @click.option("--problem", "problem_spec", help="A dataset problem, e.g. minif2f:mathd_algebra_10.")
 @click.option("--informal", help="The natural-language statement (shown to the model).")
-@click.option("--strategy", type=click.Choice(["ma-lot", "whole-proof"]), help="Proving strategy (default ma-lot).")
+@click.option("--strategy", type=click.Choice(strategy_names()), help="Proving strategy (default ma-lot).")
 @click.option("--model", help="Model: hub id, local folder, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--preset", help="A model preset (model + template + sampling), e.g. goedel-prover-v2-8b.")
 @click.option("--template", help="Prompt template name or TOML file (default: the model's preset).")

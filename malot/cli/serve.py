@@ -9,6 +9,7 @@ import click
 
 from malot.cli.common import err_console, load_cli_settings
 from malot.errors import BackendUnavailableError
+from malot.provers.registry import strategy_names
 
 
 @click.command("serve")
@@ -25,7 +26,7 @@ from malot.errors import BackendUnavailableError
 @click.option("--token-file", type=click.Path(dir_okay=False), help="API keys, one per line; requires Bearer auth.")
 @click.option("--model", help="Model: local folder or hub id, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--backend", type=click.Choice(["auto", "vllm", "hf", "openai", "script"]), help="LLM backend.")
-@click.option("--strategy", type=click.Choice(["ma-lot", "whole-proof"]), help="Default strategy for jobs.")
+@click.option("--strategy", type=click.Choice(strategy_names()), help="Default strategy for jobs.")
 @click.option("--lean", "lean_path", type=click.Path(dir_okay=False), help="A lean executable (file backend).")
 @click.option("--project", type=click.Path(file_okay=False), help="A Lake project (REPL pool and lake env lean).")
 @click.option("--kimina", "kimina_url", help="URL of a Kimina Lean Server.")

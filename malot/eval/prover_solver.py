@@ -86,7 +86,7 @@ class ProverSolver:
             informal=problem.informal,
             split=problem.split,
         )
-        strategy = make_strategy(self.setup.strategy, rounds=budget.rounds)
+        strategy = make_strategy(self.setup.strategy, rounds=budget.rounds, settings=self.settings)
         strategy.check_template(self.setup.template)
         recorder = _PromptRecorder(self.prover.llm)
         deps = ProverDeps(

@@ -302,7 +302,10 @@ class Prover:
             problem = load_problem(problem)
         name = strategy.name if isinstance(strategy, Strategy) else (strategy or self._strategy)
         setup = resolve_setup(self.settings, strategy=name, template=self._template, samples=samples, rounds=rounds)
-        strat = strategy if isinstance(strategy, Strategy) else make_strategy(setup.strategy, rounds=setup.rounds)
+        if isinstance(strategy, Strategy):
+            strat = strategy
+        else:
+            strat = make_strategy(setup.strategy, rounds=setup.rounds, settings=self.settings)
         strat.check_template(setup.template)
         if samples is not None and samples < 1:
             raise ConfigError(f"samples must be at least 1, got {samples}")

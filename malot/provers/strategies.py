@@ -11,13 +11,18 @@ are run by the one :class:`~malot.agents.Executor`, one attempt per initial samp
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import importlib
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from malot.agents import END, Edge, Message, RouteView, Task, Workflow
 from malot.errors import ConfigError
 from malot.provers.agents import CorrectorAgent, LoTProverAgent, ProofFeedback, VerifierAgent, WholeProofAgent
 from malot.provers.problem import Problem
+from malot.provers.registry import BUILTIN_STRATEGIES
 from malot.provers.templates import ModelTemplate
+
+if TYPE_CHECKING:
+    from malot.config import Settings
 
 __all__ = ["STRATEGIES", "MALoT", "Strategy", "WholeProof", "make_strategy"]
 
@@ -31,6 +36,11 @@ class Strategy:
         if rounds < 0:
             raise ConfigError(f"rounds must be >= 0, got {rounds}")
         self.rounds = rounds
+
+    @classmethod
+    def from_settings(cls, *, rounds: int, settings: Settings | None = None) -> Strategy:
+        """The strategy for a run: ``rounds`` correction rounds, other parameters from ``settings`` (or defaults)."""
+        return cls(rounds=rounds)
 
     def workflow(self) -> Workflow:
         """The workflow graph of one attempt."""
@@ -61,6 +71,10 @@ class WholeProof(Strategy):
     """Whole-proof sampling: each attempt draws one complete proof and verifies it; no correction."""
 
     name = "whole-proof"
+
+    @classmethod
+    def from_settings(cls, *, rounds: int, settings: Settings | None = None) -> Strategy:
+        return cls()
 
     def workflow(self) -> Workflow:
         return Workflow(
@@ -108,13 +122,20 @@ class MALoT(Strategy):
         )
 
 
-STRATEGIES: dict[str, type[Strategy]] = {"whole-proof": WholeProof, "ma-lot": MALoT}
+#: Every strategy name ``--strategy`` accepts (see :mod:`malot.provers.registry`).
+STRATEGIES: tuple[str, ...] = tuple(BUILTIN_STRATEGIES)
 
 
-def make_strategy(name: str, *, rounds: int) -> Strategy:
-    """The strategy called ``name`` (``ma-lot`` or ``whole-proof``)."""
-    if name == "ma-lot":
-        return MALoT(rounds=rounds)
-    if name == "whole-proof":
-        return WholeProof()
-    raise ConfigError(f"unknown strategy {name!r}", hint=f"strategies: {', '.join(STRATEGIES)}")
+def make_strategy(name: str, *, rounds: int, settings: Settings | None = None) -> Strategy:
+    """The strategy called ``name`` with ``rounds`` correction rounds, its other parameters from ``settings``."""
+    target = BUILTIN_STRATEGIES.get(name)
+    if target is None:
+        raise ConfigError(f"unknown strategy {name!r}", hint=f"strategies: {', '.join(BUILTIN_STRATEGIES)}")
+    module_name, _, attribute = target.partition(":")
+    factory: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        factory = getattr(factory, part)
+    strategy = factory(rounds=rounds, settings=settings)
+    if not isinstance(strategy, Strategy):
+        raise ConfigError(f"strategy {name!r} ({target}) did not build a Strategy")
+    return strategy

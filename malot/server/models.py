@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 __all__ = [
     "MAX_STATEMENT_CHARS",
@@ -41,8 +41,18 @@ class ProveJobRequest(_Strict):
     header: str | None = Field(None, max_length=MAX_STATEMENT_CHARS, description="imports/options before it")
     informal: str | None = Field(None, max_length=MAX_STATEMENT_CHARS)
     problem: str | None = Field(None, max_length=200, description="a dataset problem id, e.g. minif2f:mathd_algebra_10")
-    strategy: Literal["ma-lot", "whole-proof"] = "ma-lot"
+    strategy: str = Field("ma-lot", description="a proving strategy name (see malot.provers.registry)")
     samples: int | None = Field(None, ge=1, le=1024)
+
+    @field_validator("strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        from malot.provers.registry import strategy_names
+
+        if value not in strategy_names():
+            raise ValueError(f"unknown strategy {value!r}; strategies: {', '.join(strategy_names())}")
+        return value
+
     rounds: int | None = Field(None, ge=0, le=64)
     max_tokens: int | None = Field(None, ge=1, le=1_000_000)
     wall_seconds: float | None = Field(None, gt=0, le=86_400)
