@@ -132,7 +132,7 @@ async def test_bad_input_gets_clear_4xx() -> None:
         assert huge.status_code == 413 and "statement is too long" in huge.json()["error"]
         strategy = await client.post("/v1/jobs", json={"statement": "t", "strategy": "magic"})
         assert strategy.status_code == 422
-        assert "strategy: Input should be 'ma-lot' or 'whole-proof'" in strategy.json()["error"]
+        assert "unknown strategy 'magic'; strategies: ma-lot, whole-proof" in strategy.json()["error"]
         budget = await client.post("/v1/jobs", json={"statement": "t", "samples": 0})
         assert budget.status_code == 422 and "samples" in budget.json()["error"]
         both = await client.post("/v1/jobs", json={})
