@@ -24,9 +24,11 @@ from malot.errors import ConfigError
 __all__ = [
     "ENV_PREFIX",
     "BudgetSettings",
+    "DecomposeSettings",
     "ExecutorSettings",
     "LLMSettings",
     "LeanSettings",
+    "ModelPrice",
     "OutputSettings",
     "ProverSettings",
     "RetrievalSettings",
@@ -166,6 +168,44 @@ class ProverSettings(_Section):
         return value
 
 
+class DecomposeSettings(_Section):
+    """The ``decompose`` strategy and ``--repair``: plan -> skeleton with ``sorry`` steps -> lemmas.
+
+    ``automation`` is tried on every lemma first (tactics, or terms for term-mode statements); ``sub_strategy``
+    proves the rest with ``lemma_samples`` samples (``lemma_rounds`` corrections each for ``ma-lot``); lemmas that
+    fail are decomposed again while the depth is below ``max_depth``; ``negation`` (with a ``{goal}`` slot) states
+    that a step is false, for refutation; ``repair`` cuts failed whole-proof / MA-LoT proofs at their failing steps.
+    """
+
+    plan: bool = True
+    max_depth: int = Field(1, ge=0)
+    automation: list[str] = Field(
+        default_factory=lambda: ["simp", "omega", "linarith", "nlinarith", "norm_num", "positivity", "aesop"]
+    )
+    sub_strategy: Literal["whole-proof", "ma-lot"] = "whole-proof"
+    lemma_samples: int = Field(2, ge=0)
+    lemma_rounds: int = Field(1, ge=0)
+    parallel: int = Field(8, ge=1)
+    refute: bool = True
+    refute_samples: int = Field(1, ge=0)
+    negation: str = "¬ ({goal})"
+    repair: bool = False
+
+    @field_validator("negation")
+    @classmethod
+    def _has_goal_slot(cls, value: str) -> str:
+        if "{goal}" not in value:
+            raise ValueError("negation must contain the {goal} slot, e.g. '¬ ({goal})'")
+        return value
+
+
+class ModelPrice(_Section):
+    """Prices of one model in money per million tokens (prompt and completion)."""
+
+    prompt: float = Field(0.0, ge=0)
+    completion: float = Field(0.0, ge=0)
+
+
 class ExecutorSettings(_Section):
     """Concurrency limits of the one executor that runs every workflow."""
 
@@ -206,6 +246,8 @@ class Settings(_Section):
     executor: ExecutorSettings = Field(default_factory=ExecutorSettings)
     output: OutputSettings = Field(default_factory=OutputSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
+    decompose: DecomposeSettings = Field(default_factory=DecomposeSettings)
+    pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
     def to_toml(self) -> str:
         """Render the settings as TOML text (``None`` values are omitted, as TOML has no null)."""
