@@ -17,9 +17,13 @@ import click
 
 from malot.cli.common import console, echo_json, err_console, load_cli_settings
 from malot.errors import ConfigError
+from malot.provers.decoding import DecodingContext, DecodingSession, add_hook_options, start_decoding_runs
 from malot.provers.registry import strategy_names
 
-__all__ = ["command"]
+__all__ = ["MAX_SAMPLES", "command"]
+
+#: The most samples one ``malot prove`` may ask for (as the HTTP API's limit).
+MAX_SAMPLES = 1024
 
 
 @click.command("prove")
@@ -32,23 +36,19 @@ __all__ = ["command"]
 @click.option("--model", help="Model: hub id, local folder, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--preset", help="A model preset (model + template + sampling), e.g. goedel-prover-v2-8b.")
 @click.option("--template", help="Prompt template name or TOML file (default: the model's preset).")
-@click.option("--samples", type=click.IntRange(min=1), help="Initial samples (attempts); default 4.")
+@click.option("--samples", type=click.IntRange(min=1, max=MAX_SAMPLES), help="Initial samples (attempts); default 4.")
 @click.option("--rounds", type=click.IntRange(min=0), help="Chained correction rounds per sample (MA-LoT); default 2.")
 @click.option("--retriever", type=click.Choice(["none", "random", "bm25", "dense", "hybrid", "udr"]))
-@click.option("--lean", "lean_path", help="The lean executable to check proofs with.")
+@click.option("--lean", "lean_path", help="The lean executable to check proofs with (file backend).")
+@click.option("--project", type=click.Path(file_okay=False), help="A Lake project (REPL pool, or lake env lean).")
+@click.option("--kimina", "kimina_url", help="URL of a Kimina Lean Server.")
 @click.option("--seed", type=int, help="Sampling seed.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for proof.lean, result.json, trace.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress display).")
-@click.option(
-    "--fuse-expert",
-    "fuse_experts",
-    multiple=True,
-    help="Small fine-tuned expert fused into --model while decoding (Dynamic Logits Fusion; needs malot-fusion).",
-)
-@click.option("--fuse-base", help="With --fuse-expert: the small base model the experts were fine-tuned from.")
 @click.pass_context
 def command(
     ctx: click.Context,
+    /,
     statement: str | None,
     lean_file: str | None,
     theorem: str | None,
@@ -65,8 +65,9 @@ def command(
     seed: int | None,
     out_dir: str | None,
     as_json: bool,
-    fuse_experts: tuple[str, ...] = (),
-    fuse_base: str | None = None,
+    project: str | None = None,
+    kimina_url: str | None = None,
+    **hook_values: Any,
 ) -> int:
     """Prove a Lean 4 theorem given as STATEMENT, on stdin, with --file/--theorem, or with --problem."""
     from malot.provers import Problem, Prover, load_problem
@@ -83,6 +84,9 @@ def command(
             "prover.seed": seed,
             "retrieval.retriever": retriever,
             "lean.lean_path": lean_path,
+            "lean.project": project,
+            "lean.kimina_url": kimina_url,
+            **({"lean.backend": "file"} if lean_path else {}),
         },
     )
     problem = _read_problem(statement, lean_file, theorem, problem_spec, informal, Problem, load_problem)
@@ -94,26 +98,22 @@ def command(
 
     import asyncio
 
-    fused = _fused_llm(settings, fuse_experts, fuse_base) if fuse_experts or fuse_base else None
     group_id = f"{problem.name}-{stamp}"
+    runs = start_decoding_runs(hook_values, DecodingContext(settings, trace, group_id))  # plugins' decoding hooks
 
     async def run() -> Any:
         on_event = progress.on_event if progress is not None else None
-        try:
-            async with Prover(settings, llm=fused, trace=trace, on_event=on_event) as prover:
+        async with (
+            DecodingSession(runs, settings) as decoding,
+            Prover(settings, llm=decoding.llm, trace=trace, on_event=on_event) as prover,
+        ):
+            if progress is not None:
+                progress.start(problem.name)
+            try:
+                return await prover.prove(problem, group_id=group_id)
+            finally:
                 if progress is not None:
-                    progress.start(problem.name)
-                try:
-                    return await prover.prove(problem, group_id=group_id)
-                finally:
-                    if progress is not None:
-                        progress.stop()
-        finally:
-            if fused is not None:
-                from malot_fusion.prove_support import append_fusion_note
-
-                append_fusion_note(trace, group_id, fused)  # per-step fusion weights, as a note in the trace
-                await fused.aclose()
+                    progress.stop()
 
     result = asyncio.run(run())
     (out / "result.json").write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
@@ -147,18 +147,7 @@ def command(
     return int(result.exit_code)
 
 
-def _fused_llm(settings: Any, experts: tuple[str, ...], base: str | None) -> Any:
-    """The large model fused with small experts (the malot-fusion plugin, imported only when asked for)."""
-    try:
-        from malot_fusion.prove_support import fused_llm_from_settings
-    except ImportError:
-        from malot.errors import BackendUnavailableError
-
-        raise BackendUnavailableError(
-            "--fuse-expert/--fuse-base need the malot-fusion plugin, which is not installed",
-            hint="pip install -e plugins/fusion",
-        ) from None
-    return fused_llm_from_settings(settings, experts, base)
+add_hook_options(command)  # options of the installed decoding plugins (the ``malot.decoding`` entry points)
 
 
 def _read_problem(

@@ -29,7 +29,7 @@ import importlib
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from malot.config import LLMSettings
 from malot.errors import BackendUnavailableError, LLMError
@@ -91,7 +91,7 @@ class TransformersLLM(BaseLLM):
         options.setdefault("dtype", settings.dtype)
         return cls(model, **options)
 
-    async def __aenter__(self) -> TransformersLLM:
+    async def __aenter__(self) -> Self:
         await self.load()
         return self
 

@@ -4,9 +4,9 @@ One module per method: :mod:`~malot_fusion.dynamic_logits_fusion` (with :mod:`~m
 :mod:`~malot_fusion.fused_llm` for decoding), :mod:`~malot_fusion.btm_ensemble`, :mod:`~malot_fusion.loki`,
 :mod:`~malot_fusion.binary_pv`, :mod:`~malot_fusion.retrieve_coseg`, :mod:`~malot_fusion.gpicl`,
 :mod:`~malot_fusion.set2seq`. Their tools are registered by :mod:`malot_fusion.register` (the ``malot.tools`` entry
-point). :mod:`~malot_fusion.vllm_fusion` runs the fusion inside a vLLM engine, :mod:`~malot_fusion.prove_support` is
-what ``malot prove --fuse-expert/--fuse-base`` calls, :mod:`~malot_fusion.testing` builds tiny offline model trios.
-Importing this package is light: torch is imported by the method modules only.
+point). :mod:`~malot_fusion.vllm_fusion` runs the fusion inside a vLLM engine, :mod:`~malot_fusion.decoding` is
+the ``malot.decoding`` hook behind ``malot prove --fuse-expert/--fuse-base``, :mod:`~malot_fusion.testing`
+builds tiny offline model trios. Importing this package is light: torch is imported by the method modules only.
 """
 
 from __future__ import annotations

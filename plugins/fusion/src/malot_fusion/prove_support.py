@@ -1,6 +1,4 @@
-"""What ``malot prove --fuse-expert ... --fuse-base ...`` calls: build the fused LLM, then record its weights.
-
-Kept here so the CLI edit stays two lazy calls:
+"""What the fusion decoding hook (:mod:`malot_fusion.decoding`) calls: build the fused LLM, then record its weights.
 
 * :func:`fused_llm_from_settings` builds a :class:`~malot_fusion.fused_llm.FusedTransformersLLM` for the
   configured ``llm.model`` (device and dtype from the settings); pass it to ``Prover(settings, llm=...)``.

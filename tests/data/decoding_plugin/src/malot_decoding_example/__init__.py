@@ -1,0 +1,1 @@
+"""An example third-party decoding hook for malot's tests."""
