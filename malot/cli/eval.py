@@ -109,7 +109,9 @@ class _Progress:
 @click.option("--model", "-m", help="Model: a local folder / hub id, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--llm-backend", type=click.Choice(["auto", "vllm", "hf", "openai", "script"]), help="LLM backend.")
 @click.option("--strategy", type=click.Choice(strategy_names()), help="Proving strategy.")
-@click.option("--samples", "-n", type=click.IntRange(min=1), help="Independent samples per problem (pass@k up to n).")
+@click.option(
+    "--samples", "-n", type=click.IntRange(min=1, max=1024), help="Independent samples per problem (pass@k up to n)."
+)
 @click.option("--rounds", type=click.IntRange(min=0), help="Correction rounds per sample (MA-LoT).")
 @click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens per generation.")
@@ -126,6 +128,7 @@ class _Progress:
 @click.option("--leandojo-source", type=click.Path(exists=True, file_okay=False), help="Traced repo (LeanDojo).")
 @click.option("--lean", "lean_path", type=click.Path(dir_okay=False), help="The lean executable.")
 @click.option("--project", type=click.Path(file_okay=False), help="Lean project (Mathlib) to check proofs in.")
+@click.option("--kimina", "kimina_url", help="URL of a Kimina Lean Server to check proofs with.")
 @click.option("--lean-backend", type=click.Choice(["auto", "repl", "file", "kimina"]), help="Verifier backend.")
 @click.option("--lean-pool", type=click.IntRange(min=1), help="Lean processes.")
 @click.option("--lean-timeout", type=click.FloatRange(min=0, min_open=True), help="Seconds per Lean check.")
@@ -167,6 +170,7 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         "budget.wall_seconds": opts["wall_seconds"],
         "lean.lean_path": opts["lean_path"],
         "lean.project": opts["project"],
+        "lean.kimina_url": opts["kimina_url"],
         "lean.backend": opts["lean_backend"],
         "lean.pool_size": opts["lean_pool"],
         "lean.timeout_s": opts["lean_timeout"],
