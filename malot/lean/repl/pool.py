@@ -7,6 +7,10 @@
 - Limits: a wall timeout per check (a header's one-off elaboration is bounded by ``start_timeout``), an
   address-space cap per process (RLIMIT_AS), ``max_commands`` per process before it is recycled, and a bounded
   wait queue (``queue_size``) that rejects with :class:`PoolQueueFullError`.
+- Interactive sessions (:meth:`ReplPool.open_session`): a proof session is pinned to one REPL (its proof states
+  live there) without owning it: each of its commands waits for that REPL like any check waits for a REPL, so
+  checks and other sessions keep their share. Checks prefer unpinned REPLs; a pinned REPL is not recycled while
+  pinned (its states would be lost), only replaced when it fails.
 - Recovery: a REPL that crashes, hangs (timeout), prints garbage or whose check is cancelled is killed and replaced
   in the background, with exponential backoff while replacements keep failing. The snippet gets a result with
   status ``crash``/``timeout``/``error``; the pool returns to full size.
@@ -20,7 +24,7 @@ import hashlib
 import logging
 import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +49,7 @@ from malot.lean.sandbox import SandboxKind, resolve_sandbox
 
 if TYPE_CHECKING:
     from malot.config import LeanSettings
+    from malot.lean.repl.session import ReplProofSession
 
 __all__ = ["PoolQueueFullError", "ReplPool", "default_pool_size"]
 
@@ -65,6 +70,9 @@ class _Worker:
     slot: int
     process: ReplProcess
     headers: dict[str, int] = field(default_factory=dict)
+    pins: int = 0
+    waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
+    last_session: bool = False
 
 
 def _shift(pos: Position | None, offset: int) -> Position | None:
@@ -127,6 +135,7 @@ class ReplPool:
         self._headers: OrderedDict[str, None] = OrderedDict()
         self._closed = False
         self._streaks: dict[int, int] = {}
+        self._check_waiting = 0
         self.restarts = 0
         self.recycled = 0
         self.backoff_waits: list[float] = []
@@ -205,6 +214,8 @@ class ReplPool:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await asyncio.gather(*(w.process.kill() for w in self._workers.values()), return_exceptions=True)
+        for w in self._workers.values():
+            self._drop_waiters(w)
         self._idle.clear()
         self._workers.clear()
 
@@ -269,20 +280,99 @@ class ReplPool:
             self.restarts += 1
             async with self._cond:
                 self._idle.append(worker)
-                self._cond.notify()
+                self._cond.notify_all()  # checks and sessions waiting for a running REPL
             return
 
     # --- scheduling -------------------------------------------------------------------------------------------
 
     async def _acquire(self, header: str) -> _Worker:
         async with self._cond:
-            while not self._idle:
-                await self._cond.wait()
-            best = next((w for w in self._idle if header in w.headers), None)
+            self._check_waiting += 1
+            try:
+                while not self._idle:
+                    await self._cond.wait()
+            finally:
+                self._check_waiting -= 1
+            best = next((w for w in self._idle if header in w.headers and not w.pins), None)
             if best is None:
-                best = min(self._idle, key=lambda w: len(w.headers))
+                best = next((w for w in self._idle if header in w.headers), None)
+            if best is None:
+                best = min(self._idle, key=lambda w: (w.pins > 0, len(w.headers)))
             self._idle.remove(best)
+            best.last_session = False
             return best
+
+    async def _acquire_worker(self, worker: _Worker) -> bool:
+        """Take ``worker`` for one session command, waiting in its FIFO; False when it failed and was replaced.
+
+        When the worker is released and both a session command and a check are waiting, they take turns.
+        """
+        if self._closed or self._workers.get(worker.slot) is not worker or not worker.process.alive:
+            return False
+        if worker in self._idle and not worker.waiters:
+            self._idle.remove(worker)
+            worker.last_session = True
+            return True
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        worker.waiters.append(future)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled() and future.result():
+                self._give_back_nowait(worker)  # handed over just as we were cancelled
+            raise
+
+    def _hand_over(self, worker: _Worker) -> bool:
+        """Give a released ``worker`` to its next waiting session command (unless a check's turn); True if given."""
+        while worker.waiters and worker.waiters[0].done():
+            worker.waiters.popleft()
+        if not worker.waiters or (self._check_waiting > 0 and worker.last_session):
+            return False
+        worker.last_session = True
+        worker.waiters.popleft().set_result(True)
+        return True
+
+    def _give_back_nowait(self, worker: _Worker) -> None:
+        if self._hand_over(worker):
+            return
+        self._idle.append(worker)
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._notify())
+        self._replacing.add(task)  # kept alive and cancelled on close with the other background tasks
+        task.add_done_callback(self._replacing.discard)
+
+    async def _notify(self) -> None:
+        async with self._cond:
+            self._cond.notify()
+
+    @staticmethod
+    def _drop_waiters(worker: _Worker) -> None:
+        while worker.waiters:
+            future = worker.waiters.popleft()
+            if not future.done():
+                future.set_result(False)
+
+    async def _pin(self) -> _Worker:
+        """Pin a REPL for a session: the running one with the fewest pins (waiting for one to run if none does)."""
+        async with self._cond:
+            while True:
+                if self._closed:
+                    raise VerifierError("the REPL pool is closed", hint="use it inside 'async with'")
+                alive = [w for w in self._workers.values() if w.process.alive]
+                if alive:
+                    worker = min(alive, key=lambda w: (w.pins, w not in self._idle, w.slot))
+                    worker.pins += 1
+                    return worker
+                await self._cond.wait()
+
+    def _unpin(self, worker: _Worker) -> None:
+        worker.pins = max(0, worker.pins - 1)
+
+    def open_session(self, *, timeout: float | None = None) -> ReplProofSession:
+        """A proof session (:class:`malot.lean.session.ProofSession`) pinned to one REPL of this pool."""
+        from malot.lean.repl.session import ReplProofSession
+
+        return ReplProofSession(self, timeout=timeout if timeout is not None else self.timeout)
 
     async def _release(self, worker: _Worker, healthy: bool, *, failed: bool | None = None) -> None:
         """Return ``worker`` to the idle list, or kill and replace it (after a failure, or ``max_commands``).
@@ -292,10 +382,14 @@ class ReplPool:
         """
         if self._closed:
             await worker.process.kill()
+            self._drop_waiters(worker)
             return
         if healthy:
             self._streaks[worker.slot] = 0
-        if healthy and worker.process.alive and worker.process.commands_sent < self.max_commands:
+        keep = worker.process.commands_sent < self.max_commands or worker.pins > 0
+        if healthy and worker.process.alive and keep:
+            if self._hand_over(worker):
+                return
             async with self._cond:
                 self._idle.append(worker)
                 self._cond.notify()
@@ -310,6 +404,7 @@ class ReplPool:
         streak = self._streaks.get(worker.slot, 0)
         delay = 0.0 if streak <= 1 else min(self.backoff[1], self.backoff[0] * 2 ** (streak - 2))
         await worker.process.kill()
+        self._drop_waiters(worker)  # session commands waiting on this worker learn that it is gone
         self._schedule_replacement(worker.slot, delay)
 
     @contextlib.asynccontextmanager
