@@ -4,6 +4,8 @@ from malot.agents.agent import Agent, FunctionAgent, PromptTemplate, RunContext,
 from malot.agents.budget import Budget, BudgetMeter
 from malot.agents.executor import AttemptResult, AttemptStatus, Executor, GroupResult
 from malot.agents.messages import LeanCandidate, Message, Task, Thought, Usage, VerifierFeedback
+from malot.agents.tool_agent import ToolAgent, ToolCallRecord, ToolConversation, ToolRunResult
+from malot.agents.tool_source import ToolCallError, ToolResult, ToolSource, ToolSpec
 from malot.agents.trace import JsonlTraceWriter, MemoryTrace, Trace, TraceSink, read_trace
 from malot.agents.workflow import END, Condition, Edge, RouteView, Workflow
 
@@ -28,6 +30,14 @@ __all__ = [
     "RunContext",
     "Task",
     "Thought",
+    "ToolAgent",
+    "ToolCallError",
+    "ToolCallRecord",
+    "ToolConversation",
+    "ToolResult",
+    "ToolRunResult",
+    "ToolSource",
+    "ToolSpec",
     "Trace",
     "TraceSink",
     "Usage",

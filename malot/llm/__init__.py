@@ -29,6 +29,7 @@ from malot.llm.base import (
     InfillPrompt,
     LogitsProcessor,
     SamplingParams,
+    ToolCall,
     check_requests,
     prompt_text,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "ModelSpec",
     "SamplingParams",
     "ScriptedLLM",
+    "ToolCall",
     "check_requests",
     "load_llm",
     "parse_model_spec",

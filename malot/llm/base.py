@@ -37,6 +37,7 @@ __all__ = [
     "InfillPrompt",
     "LogitsProcessor",
     "SamplingParams",
+    "ToolCall",
     "check_requests",
     "prompt_text",
     "truncate_at_stop",
@@ -78,13 +79,64 @@ class SamplingParams(BaseModel):
     logprobs: int | None = Field(None, ge=0, le=20)
 
 
+class ToolCall(BaseModel):
+    """A function call a model asked for: an id (to pair it with its result), the tool's name and the arguments as
+    the JSON text the model wrote (it may be invalid; the caller parses and validates it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def openai(self) -> dict[str, Any]:
+        """The call in the OpenAI chat format."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
 class ChatMessage(BaseModel):
-    """One chat turn; a list of them is rendered with the model's chat template."""
+    """One chat turn; a list of them is rendered with the model's chat template.
+
+    An ``assistant`` turn may carry ``tool_calls``; a ``tool`` turn answers one call (``tool_call_id``, ``name``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+    def openai(self) -> dict[str, Any]:
+        """The turn in the OpenAI chat format (only the fields that are set)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            out["tool_calls"] = [c.openai() for c in self.tool_calls]
+        if self.tool_call_id is not None:
+            out["tool_call_id"] = self.tool_call_id
+        if self.name is not None and self.role == "tool":
+            out["name"] = self.name
+        return out
+
+    def template(self) -> dict[str, Any]:
+        """The turn as Hugging Face chat templates expect it (tool-call arguments as objects, not JSON text)."""
+        out = self.openai()
+        if self.tool_calls:
+            out["tool_calls"] = [
+                {"type": "function", "function": {"name": c.name, "arguments": _json_object(c.arguments)}}
+                for c in self.tool_calls
+            ]
+        return out
+
+
+def _json_object(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class InfillPrompt(BaseModel):
@@ -107,6 +159,8 @@ class GenerationRequest(BaseModel):
     ``score_continuation``: score this text as the continuation of ``prompt`` instead of sampling (the result's
     ``continuation_logprobs`` holds one log-probability per continuation token, ``completions`` is empty).
     ``logits_processors``: per-request processors for in-process backends (not serialised).
+    ``tools``: function schemas in the OpenAI format (chat prompts only; needs ``Capabilities.tool_calls``);
+    ``tool_choice``: ``auto``, ``required``, ``none``, or the name of the one function the model must call.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -115,6 +169,8 @@ class GenerationRequest(BaseModel):
     params: SamplingParams = Field(default_factory=SamplingParams)
     score_continuation: str | None = None
     logits_processors: list[Any] = Field(default_factory=list, exclude=True)
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    tool_choice: str = "auto"
 
     @property
     def kind(self) -> Literal["text", "chat", "infill"]:
@@ -135,6 +191,7 @@ class Completion(BaseModel):
     finish_reason: FinishReason = "stop"
     tokens: int = 0
     logprobs: list[float] | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
     @property
     def cumulative_logprob(self) -> float | None:
@@ -178,6 +235,7 @@ class Capabilities:
     logprobs: bool = True
     logits_processors: bool = False
     streaming: bool = False
+    tool_calls: bool = False
     seed: bool = True
     max_context: int | None = None
     notes: tuple[str, ...] = field(default=())
@@ -195,6 +253,10 @@ class Capabilities:
             out.append("sampled-token log-probabilities")
         if request.logits_processors and not self.logits_processors:
             out.append("logits processors")
+        if request.tools and not self.tool_calls:
+            out.append("tool calling")
+        if request.tools and request.kind != "chat":
+            out.append("tool calling on a non-chat prompt (tools need chat messages)")
         return out
 
 
@@ -214,6 +276,8 @@ def _capability_hint(missing: list[str]) -> str:
         return "use the transformers backend (--backend hf) for logits processors"
     if any("infilling" in m for m in missing):
         return "use a code model with infill sentinels (e.g. CodeGen2) on the transformers backend"
+    if any("tool calling" in m for m in missing):
+        return "send chat messages to a backend with tool calling (OpenAI-compatible, vLLM, transformers, scripted)"
     if any("prompt log" in m for m in missing):
         return "use a backend with prompt log-probs (transformers, vLLM, or a server that supports echo+logprobs)"
     return "choose a backend that reports this capability (see 'malot doctor')"

@@ -7,7 +7,9 @@
   text wins; a single response answers every match, a list is handed out one per sample in order); or
 * a function ``fn(request) -> str | list[str]`` called once per sample (a list answers all ``n`` samples at once).
 
-A response is a string or a dict ``{"text": ..., "finish_reason": ...}``. Stop strings in the request cut the
+A response is a string or a dict ``{"text": ..., "finish_reason": ..., "tool_calls": [...]}``; a scripted tool call
+is ``{"name": ..., "arguments": {...} or "raw JSON text", "id": ...}`` (``id`` optional), so every path of a
+tool-calling loop (parallel calls, invalid JSON, unknown tools) can be scripted. Stop strings in the request cut the
 response as a real backend would. Every request is recorded in :attr:`ScriptedLLM.requests` (and every
 ``generate`` call's batch in :attr:`ScriptedLLM.calls`) so tests can assert what agents asked.
 
@@ -18,6 +20,7 @@ JSON object mapping prompt substrings to responses.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +32,7 @@ from malot.llm.base import (
     Completion,
     GenerationRequest,
     GenerationResult,
+    ToolCall,
     prompt_text,
     truncate_at_stop,
 )
@@ -106,7 +110,12 @@ class ScriptedLLM(BaseLLM):
         self._default = default
         self._scorer = scorer
         self._capabilities = capabilities or Capabilities(
-            backend="scripted", chat=True, infill=True, prompt_logprobs=scorer is not None, logprobs=False
+            backend="scripted",
+            chat=True,
+            infill=True,
+            prompt_logprobs=scorer is not None,
+            logprobs=False,
+            tool_calls=True,
         )
         self.requests: list[GenerationRequest] = []
         self.calls: list[list[GenerationRequest]] = []
@@ -165,10 +174,12 @@ class ScriptedLLM(BaseLLM):
 
     @staticmethod
     def _completion(response: Response, request: GenerationRequest) -> Completion:
+        calls: list[ToolCall] = []
         if isinstance(response, str):
             raw, finish = response, "stop"
         else:
             raw, finish = str(response.get("text", "")), str(response.get("finish_reason", "stop"))
+            calls = _scripted_calls(response.get("tool_calls") or [])
         text, stopped = truncate_at_stop(raw, request.params.stop)
         if finish not in ("stop", "length", "unfinished"):
             raise ConfigError(f"scripted model: unknown finish_reason {finish!r}", hint="use stop, length, unfinished")
@@ -176,11 +187,31 @@ class ScriptedLLM(BaseLLM):
             text=text,
             finish_reason="stop" if stopped else finish,
             tokens=len(text.split()),
+            tool_calls=calls,
         )
 
     async def aclose(self) -> None:
         """Mark the model closed (tests check that owners close their models)."""
         self.closed = True
+
+
+def _scripted_calls(raw: Sequence[Any]) -> list[ToolCall]:
+    """Scripted tool calls (``{"name", "arguments", "id"?}``) as :class:`ToolCall` values; dict arguments become
+    JSON text, string arguments are kept verbatim (so invalid JSON can be scripted)."""
+    calls = []
+    for k, item in enumerate(raw):
+        if not isinstance(item, Mapping) or "name" not in item:
+            raise ConfigError(
+                f"scripted model: tool call {item!r} needs a 'name'", hint='{"name": ..., "arguments": {}}'
+            )
+        args = item.get("arguments", {})
+        text = args if isinstance(args, str) else json.dumps(args)
+        calls.append(
+            ToolCall(
+                id=str(item.get("id") or f"call_{uuid.uuid4().hex[:8]}_{k}"), name=str(item["name"]), arguments=text
+            )
+        )
+    return calls
 
 
 def load_script(path: str | Path) -> list[Response] | dict[str, Response | list[Response]]:
@@ -195,7 +226,7 @@ def load_script(path: str | Path) -> list[Response] | dict[str, Response | list[
             data = json.loads(stripped)
         except json.JSONDecodeError:
             data = None  # maybe JSON lines of objects
-        if isinstance(data, dict) and not {"text"} >= set(data) - {"finish_reason"}:
+        if isinstance(data, dict) and not {"text"} >= set(data) - {"finish_reason", "tool_calls"}:
             return {str(k): v for k, v in data.items()}
     responses: list[Response] = []
     for lineno, line in enumerate(text.splitlines(), 1):

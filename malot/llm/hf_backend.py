@@ -45,6 +45,7 @@ from malot.llm.base import (
     truncate_at_stop,
 )
 from malot.llm.infill import CODEGEN2, cut_infill_output, trim_infill_ids
+from malot.llm.tool_format import call_prefill, parse_tool_calls, render_chat
 
 __all__ = ["TransformersLLM"]
 
@@ -144,6 +145,7 @@ class TransformersLLM(BaseLLM):
             self._capabilities = Capabilities(
                 backend="transformers",
                 chat=bool(getattr(tokenizer, "chat_template", None)),
+                tool_calls=bool(getattr(tokenizer, "chat_template", None)),
                 infill=has_infill,
                 prompt_logprobs=True,
                 logprobs=True,
@@ -196,12 +198,13 @@ class TransformersLLM(BaseLLM):
                     results[i] = result
         return [r for r in results if r is not None]
 
-    def _render(self, prompt: str | list[ChatMessage]) -> list[int]:
+    def _render(
+        self, prompt: str | list[ChatMessage], tools: Sequence[dict[str, Any]] = (), tool_choice: str = "auto"
+    ) -> list[int]:
         if isinstance(prompt, str):
             ids: list[int] = self.tokenizer(prompt)["input_ids"]
             return ids
-        messages = [{"role": m.role, "content": m.content} for m in prompt]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = render_chat(self.tokenizer, prompt, tools, tool_choice)
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return ids
 
@@ -263,7 +266,7 @@ class TransformersLLM(BaseLLM):
             if isinstance(r.prompt, InfillPrompt):
                 ids = self._infill_ids(r.prompt, params.max_tokens)
             else:
-                ids = self._render(r.prompt)
+                ids = self._render(r.prompt, r.tools, r.tool_choice)
             self._check_length(len(ids), params.max_tokens)
             prompts.append(ids)
         rows = [p for p in prompts for _ in range(params.n)]
@@ -336,6 +339,9 @@ class TransformersLLM(BaseLLM):
         results = []
         for j, prompt in enumerate(prompts):
             chunk = completions[j * params.n : (j + 1) * params.n]
+            if requests[j].tools and requests[j].tool_choice != "none":
+                prefill = call_prefill(requests[j].tool_choice, requests[j].tools)
+                chunk = [_with_tool_calls(c, prefill) for c in chunk]
             results.append(GenerationResult(completions=chunk, prompt_tokens=len(prompt)))
         return results
 
@@ -353,3 +359,11 @@ class TransformersLLM(BaseLLM):
         async with self._lock:
             self.model = None
             self.tokenizer = None
+
+
+def _with_tool_calls(completion: Completion, prefill: str) -> Completion:
+    """The completion with its ``<tool_call>`` blocks (the pre-filled opening included) parsed into tool calls."""
+    content, calls = parse_tool_calls(prefill + completion.text)
+    if not calls:
+        return completion
+    return completion.model_copy(update={"text": content, "tool_calls": calls})

@@ -48,6 +48,7 @@ from malot.llm.base import (
     GenerationResult,
     InfillPrompt,
     SamplingParams,
+    ToolCall,
 )
 from malot.llm.infill import CODEGEN2, render_infill_text
 
@@ -86,8 +87,19 @@ class _ChatLogprobs(_Wire):
     content: list[_ChatTokenLogprob] | None = None
 
 
+class _FunctionOut(_Wire):
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+
+
+class _ToolCallOut(_Wire):
+    id: str | None = None
+    function: _FunctionOut
+
+
 class _ChatMessageOut(_Wire):
     content: str | None = None
+    tool_calls: list[_ToolCallOut] | None = None
 
 
 class _ChatChoice(_Wire):
@@ -221,6 +233,7 @@ class OpenAICompatibleLLM(BaseLLM):
             logprobs=True,
             logits_processors=False,
             streaming=True,
+            tool_calls=chat,
             notes=(f"server {self.base_url}",),
         )
 
@@ -306,7 +319,15 @@ class OpenAICompatibleLLM(BaseLLM):
         body = self._params_body(params)
         prompt = request.prompt
         if isinstance(prompt, list):
-            body["messages"] = [m.model_dump() for m in prompt]
+            body["messages"] = [m.openai() for m in prompt]
+            if request.tools:
+                body["tools"] = request.tools
+                choice = request.tool_choice
+                body["tool_choice"] = (
+                    choice
+                    if choice in ("auto", "required", "none")
+                    else {"type": "function", "function": {"name": choice}}
+                )
             if params.logprobs is not None:
                 body["logprobs"] = True
                 body["top_logprobs"] = params.logprobs
@@ -370,11 +391,22 @@ class OpenAICompatibleLLM(BaseLLM):
         logprobs = None
         if choice.logprobs is not None and choice.logprobs.content is not None:
             logprobs = [t.logprob for t in choice.logprobs.content]
+        calls = [
+            ToolCall(
+                id=c.id or f"call_{choice.index}_{k}",
+                name=c.function.name,
+                arguments=c.function.arguments
+                if isinstance(c.function.arguments, str)
+                else json.dumps(c.function.arguments),
+            )
+            for k, c in enumerate(choice.message.tool_calls or [])
+        ]
         return Completion(
             text=choice.message.content or "",
             finish_reason=_finish(choice.finish_reason),
             tokens=len(logprobs or []),
             logprobs=logprobs,
+            tool_calls=calls,
         )
 
     async def _score(self, request: GenerationRequest) -> GenerationResult:

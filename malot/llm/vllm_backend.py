@@ -34,9 +34,11 @@ from malot.llm.base import (
     GenerationRequest,
     GenerationResult,
     InfillPrompt,
+    ToolCall,
     truncate_at_stop,
 )
 from malot.llm.infill import CODEGEN2, cut_infill_output, refuse_vllm_codegen, trim_infill_ids
+from malot.llm.tool_format import calls_from_constrained, parse_tool_calls, render_chat, required_call_schema
 
 __all__ = ["VllmLLM", "engine_args_from_settings"]
 
@@ -123,6 +125,7 @@ class VllmLLM(BaseLLM):
             self._capabilities = Capabilities(
                 backend="vllm",
                 chat=bool(getattr(self.tokenizer, "chat_template", None)),
+                tool_calls=bool(getattr(self.tokenizer, "chat_template", None)),
                 infill=all(t in vocab for t in CODEGEN2.sentinels),
                 prompt_logprobs=True,
                 logprobs=True,
@@ -147,7 +150,9 @@ class VllmLLM(BaseLLM):
     async def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         return list(await asyncio.gather(*(self._one(r) for r in requests)))
 
-    def _render(self, prompt: str | list[ChatMessage] | InfillPrompt, max_tokens: int) -> list[int]:
+    def _render(
+        self, prompt: str | list[ChatMessage] | InfillPrompt, max_tokens: int, tools: Sequence[dict[str, Any]] = ()
+    ) -> list[int]:
         tok = self.tokenizer
         if isinstance(prompt, str):
             ids: list[int] = tok(prompt)["input_ids"]
@@ -158,8 +163,8 @@ class VllmLLM(BaseLLM):
             prefix, suffix = trim_infill_ids(prefix, suffix, (self.max_context or 1 << 30) - max_tokens - 4)
             ids = [*prefix, mask, *suffix, eot, sep, mask]
         else:
-            messages = [{"role": m.role, "content": m.content} for m in prompt]
-            text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            # tool_choice is enforced by a JSON schema (see _one), so the prompt never pre-fills a call
+            text = render_chat(tok, prompt, tools, "auto")
             ids = tok(text, add_special_tokens=False)["input_ids"]
         return ids
 
@@ -194,7 +199,8 @@ class VllmLLM(BaseLLM):
             picked = [float(step[token].logprob) for step, token in zip(values, cont, strict=True)]
             return GenerationResult(prompt_tokens=len(prompt_ids), continuation_logprobs=picked)
         infill = isinstance(request.prompt, InfillPrompt)
-        ids = self._render(request.prompt, params.max_tokens)
+        calling = bool(request.tools) and request.tool_choice != "none"
+        ids = self._render(request.prompt, params.max_tokens, request.tools if calling else ())
         if self.max_context is not None and len(ids) + params.max_tokens > self.max_context:
             raise LLMError(
                 f"prompt of {len(ids)} tokens plus max_tokens={params.max_tokens} exceeds the context of "
@@ -216,6 +222,10 @@ class VllmLLM(BaseLLM):
             kwargs.update(stop_token_ids=[eom], skip_special_tokens=False)
         elif params.stop:
             kwargs["stop"] = list(params.stop)
+        schema = required_call_schema(request.tools, request.tool_choice) if calling else None
+        if schema is not None:
+            kwargs["structured_outputs"] = sp.StructuredOutputsParams(json=schema)
+            kwargs.pop("stop", None)
         out = await self._run(ids, sp.SamplingParams(**kwargs))
         completions = []
         for o in sorted(out.outputs, key=lambda o: o.index):
@@ -229,7 +239,16 @@ class VllmLLM(BaseLLM):
                 finish = "stop" if found or o.stop_reason == eom else "unfinished"
             else:
                 text, _ = truncate_at_stop(text, params.stop)
-            completions.append(Completion(text=text, finish_reason=finish, tokens=len(o.token_ids), logprobs=logprobs))
+            calls: list[ToolCall] = []
+            if schema is not None:
+                calls, text = calls_from_constrained(text, request.tool_choice), ""
+            elif calling:
+                text, calls = parse_tool_calls(text)
+            completions.append(
+                Completion(
+                    text=text, finish_reason=finish, tokens=len(o.token_ids), logprobs=logprobs, tool_calls=calls
+                )
+            )
         return GenerationResult(completions=completions, prompt_tokens=len(ids))
 
     async def aclose(self) -> None:

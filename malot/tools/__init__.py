@@ -11,12 +11,14 @@ from malot.errors import PluginError, ToolError
 from malot.tools.base import Tool, ToolMetadata, tool_of
 from malot.tools.plugins import ENTRY_POINT_GROUP, PluginStatus, get_registry, load_plugins, plugin_statuses
 from malot.tools.registry import Isolation, ToolRegistry, default_registry, tool
+from malot.tools.source import RegistrySource, tool_tags
 
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Isolation",
     "PluginError",
     "PluginStatus",
+    "RegistrySource",
     "Tool",
     "ToolError",
     "ToolMetadata",
@@ -27,4 +29,5 @@ __all__ = [
     "plugin_statuses",
     "tool",
     "tool_of",
+    "tool_tags",
 ]
