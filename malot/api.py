@@ -60,14 +60,13 @@ async def verify(
     ``proof`` with an optional trusted ``header``. ``verifier`` is used as given (not closed); otherwise one is
     built from ``settings`` (``lean`` overrides the ``lean`` executable).
     """
-    from malot.lean.acceptance import AcceptanceRule, TargetTheorem, target_from_source, verify_candidate
+    from malot.lean.acceptance import AcceptanceRule, TargetTheorem, split_source, verify_candidate
     from malot.lean.select import load_verifier
 
     if code is not None:
         if statement is not None or proof is not None:
             raise MalotError("give either code or statement and proof, not both")
-        target = target_from_source(code, theorem)
-        candidate = code
+        target, candidate = split_source(code, theorem)
     elif statement is not None and proof is not None:
         target = TargetTheorem(header=header or "", statement=statement)
         candidate = proof

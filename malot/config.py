@@ -109,7 +109,15 @@ class LeanSettings(_Section):
     queue_size: int = Field(10_000, ge=1)
     prewarm: list[str] = Field(default_factory=list)
     pickle_dir: Path | None = None
-    sandbox: Literal["auto", "off", "bwrap"] = "auto"
+    sandbox: Literal["auto", "off", "bwrap", "unshare"] = "auto"
+    require_sandbox: bool = Field(False, description="refuse to run Lean when no sandbox test-runs (auto only)")
+    final_check: Literal["auto", "require", "off"] = Field(
+        "auto",
+        description=(
+            "the environment-level final check: auto (wherever a local Lean exists), require (reject when it "
+            "cannot run, e.g. a remote Kimina server only), off (fast-loop verdicts only; not for untrusted proofs)"
+        ),
+    )
     allowed_axioms: list[str] = Field(default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"])
     allow_native_decide: bool = False
     lean4checker: bool = False

@@ -64,7 +64,7 @@ def command(
     lean4checker: bool,
 ) -> int:
     """Check a proof with the acceptance rule; exit 0 accepted, 1 rejected, 2 error."""
-    from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, target_from_source, verify_candidate
+    from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, split_source, verify_candidate
     from malot.lean.select import describe_choice, load_verifier
 
     overrides: dict[str, Any] = {
@@ -89,8 +89,7 @@ def command(
         if statement is not None or proof is not None:
             raise click.UsageError("give either FILE or --statement/--proof, not both")
         source = Path(file).read_text(encoding="utf-8")
-        target = target_from_source(source, theorem)
-        candidate = source
+        target, candidate = split_source(source, theorem)
     else:
         statement_text, proof_text = _read(statement), _read(proof)
         if statement_text is None or proof_text is None:

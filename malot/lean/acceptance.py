@@ -9,6 +9,7 @@ reading only the message at that command's position, and fills every verdict fla
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from malot.lean.splice import extract_code, splice_candidate
 
 if TYPE_CHECKING:
     from malot.config import LeanSettings
+    from malot.lean.final_check import FinalChecker
 
 __all__ = [
     "DEFAULT_AXIOMS",
@@ -33,8 +35,10 @@ __all__ = [
     "TargetTheorem",
     "Violation",
     "apply_rule",
+    "final_checker_of",
     "parse_axioms_message",
     "screen",
+    "split_source",
     "target_from_source",
     "verify_candidate",
     "verify_candidates",
@@ -42,7 +46,7 @@ __all__ = [
 
 DEFAULT_AXIOMS = ("propext", "Classical.choice", "Quot.sound")
 NATIVE_AXIOMS = ("Lean.ofReduceBool", "Lean.trustCompiler", "Lean.ofReduceNat")
-_NAME_RE = re.compile(r"\b(?:theorem|lemma)\s+([^\s:({\[⦃]+)")
+_NAME_RE = re.compile(r"\b(?:theorem|lemma)\s+([^\s:({\[⦃]+?)(?=\.\{|[\s:({\[⦃]|$)")
 
 
 class TargetTheorem(BaseModel):
@@ -56,6 +60,9 @@ class TargetTheorem(BaseModel):
     header: str = ""
     statement: str
     name: str = ""
+    trusted_header: bool = Field(
+        True, description="False in whole-file mode: the header is the user's own file, screened by the final check"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -77,19 +84,26 @@ class TargetTheorem(BaseModel):
         )
 
 
-def target_from_source(code: str, name: str | None = None) -> TargetTheorem:
-    """The target of a whole Lean file: its header lines, and the statement of ``name`` (default: the last
-    ``theorem``/``lemma`` in the file), ending in ``:=``. For checking a user's own file with the same rule."""
+def split_source(code: str, name: str | None = None) -> tuple[TargetTheorem, str]:
+    """Whole-file mode: ``(target, candidate)`` for checking a user's own Lean file with the same rule.
+
+    The target theorem is ``name`` (default: the last ``theorem``/``lemma`` in the file). Everything before its
+    declaration (imports, options, ``universe``/``variable``/``namespace`` commands and the file's own definitions)
+    is the target's header, so the statement means what it means in the file; the header is marked untrusted, so
+    the final check screens it too. The candidate is the target declaration and everything after it. Universe
+    parameters (``theorem t.{u}``), modifiers (``private``, ``protected``) and attributes (even with strings that
+    contain the word ``theorem``) are handled; the statement keeps the signature only.
+    """
     from malot.lean.lexer import code_view, tokenize
-    from malot.lean.repl.header import split_header
     from malot.lean.splice import _declaration_start, _signature_end
 
-    tokens = tokenize(code_view(code))
+    view = code_view(code)
+    tokens = tokenize(view)
     decls = [
         k
         for k in range(len(tokens) - 1)
         if tokens[k].text in ("theorem", "lemma") and tokens[k + 1].kind == "ident"
-        if name is None or tokens[k + 1].text == name
+        if name is None or tokens[k + 1].text == name or ".".join(tokens[k + 1].parts) == name
     ]
     if not decls:
         raise DatasetError(
@@ -99,10 +113,17 @@ def target_from_source(code: str, name: str | None = None) -> TargetTheorem:
     end = _signature_end(tokens, k)
     if end is None:
         raise DatasetError(f"the theorem {tokens[k + 1].text} has no ':=' (incomplete statement?)")
-    header, _, _ = split_header(code)
-    statement = code[_declaration_start(tokens, k) : tokens[end].end]
-    statement = "theorem" + statement[statement.index(tokens[k].text) + len(tokens[k].text) :]
-    return TargetTheorem(header=header + "\n" if header else "", statement=statement, name=tokens[k + 1].text)
+    start = _declaration_start(tokens, k)
+    cut = len(view[:start].rstrip())  # trailing comments and doc comments stay with the declaration
+    header = code[:cut].rstrip() + "\n" if cut else ""
+    statement = "theorem" + code[tokens[k].end : tokens[end].end]
+    target = TargetTheorem(header=header, statement=statement, name=tokens[k + 1].text, trusted_header=False)
+    return target, code[cut:].lstrip("\n")
+
+
+def target_from_source(code: str, name: str | None = None) -> TargetTheorem:
+    """The target of a whole Lean file (see :func:`split_source`, whose candidate is the rest of the file)."""
+    return split_source(code, name)[0]
 
 
 class AcceptanceRule(BaseModel):
@@ -120,14 +141,17 @@ class AcceptanceRule(BaseModel):
     allow_native: bool = False
     lean4checker: bool = False
     check_screened: bool = False
+    require_final_check: bool = False
 
     @classmethod
     def from_settings(cls, settings: LeanSettings) -> AcceptanceRule:
-        """The rule configured in ``[lean]`` (``allowed_axioms``, ``allow_native_decide``, ``lean4checker``)."""
+        """The rule configured in ``[lean]`` (``allowed_axioms``, ``allow_native_decide``, ``lean4checker``,
+        ``final_check = "require"``)."""
         return cls(
             allowed_axioms=frozenset(settings.allowed_axioms),
             allow_native=settings.allow_native_decide,
             lean4checker=settings.lean4checker,
+            require_final_check=settings.final_check == "require",
         )
 
     def axiom_allowed(self, axiom: str) -> bool:
@@ -155,6 +179,7 @@ class ScreenResult:
     empty: bool = False
     statement_respliced: bool = False
     candidate_had_statement: bool = False
+    header_end: int = 0
 
     @property
     def reasons(self) -> list[str]:
@@ -206,6 +231,7 @@ def screen(target: TargetTheorem, candidate_code: str, rule: AcceptanceRule | No
         fenced=fenced,
         statement_respliced=True,
         candidate_had_statement=spliced.candidate_had_statement,
+        header_end=spliced.header_end,
     )
 
 
@@ -294,11 +320,24 @@ def apply_rule(
     return out.model_copy(update={"accepted": accepted})
 
 
+def _undecodable(text: str) -> bool:
+    """True when ``text`` cannot be written as UTF-8 (a lone surrogate from a broken decoder or client)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _prepare(
     verifier: Verifier, target: TargetTheorem, candidate_code: str, rule: AcceptanceRule, sid: str
 ) -> tuple[ScreenResult, CheckResult | None, str, int]:
     """Screen one candidate: (screen result, final result if it never reaches Lean, code to check, axioms line)."""
-    screened = screen(target, candidate_code, rule)
+    isolation = str(getattr(verifier, "sandbox_kind", "off"))
+    if _undecodable(candidate_code):
+        screened = ScreenResult(False, "", problems=["the candidate is not valid Unicode text (a lone surrogate)"])
+    else:
+        screened = screen(target, candidate_code, rule)
     if not screened.code or (not screened.ok and not rule.check_screened):
         early = CheckResult(
             id=sid,
@@ -309,11 +348,29 @@ def _prepare(
             violations=screened.reasons,
             statement_respliced=screened.statement_respliced,
             sandboxed=bool(getattr(verifier, "sandboxed", False)),
+            isolation=isolation,
+            decided_by="screen",
             accepted=False,
         )
         return screened, early, "", 0
     body = screened.code.rstrip() + "\n\n"
     return screened, None, body + f"#print axioms {target.name}\n", body.count("\n") + 1
+
+
+def _plausible(result: CheckResult, screened: ScreenResult) -> bool:
+    """Did the fast loop find nothing wrong that the final check would not see again?
+
+    Axioms and the target's name are left to the final check: the fast loop reads them in the candidate's own
+    scope, where ``open`` can shorten names (false rejections) and declarations can fake them.
+    """
+    return (
+        result.status == "ok"
+        and screened.ok
+        and screened.statement_respliced
+        and bool(result.no_errors)
+        and bool(result.no_sorry)
+        and "#exit" not in screened.rules
+    )
 
 
 async def _finish(
@@ -325,17 +382,77 @@ async def _finish(
     code: str,
     axioms_line: int,
     timeout: float | None,  # noqa: ASYNC109
+    final: FinalChecker | None,
 ) -> CheckResult:
     result = result.model_copy(update={"code": code})
     sandboxed = bool(getattr(verifier, "sandboxed", False))
     checked = apply_rule(
         result, rule=rule, screened=screened, target=target, axioms_line=axioms_line, sandboxed=sandboxed
     )
-    if rule.lean4checker and checked.accepted:
-        recheck = getattr(verifier, "lean4checker", None)
-        ok: bool | None = await recheck(code, timeout) if recheck is not None else None
-        checked = checked.model_copy(update={"lean4checker_ok": ok, "accepted": ok is not False})
-    return checked
+    isolation = str(getattr(verifier, "sandbox_kind", "off"))
+    if not _plausible(checked, screened):
+        return checked.model_copy(
+            update={"accepted": False, "decided_by": "fast-check", "isolation": isolation, "final_check": None}
+        )
+    if final is None:
+        if rule.require_final_check:
+            return checked.model_copy(
+                update={
+                    "accepted": False,
+                    "decided_by": "final-check",
+                    "final_check": "unavailable",
+                    "isolation": isolation,
+                    "violations": [
+                        *checked.violations,
+                        "the final check needs a local Lean (lean_path or project) and none is configured",
+                    ],
+                }
+            )
+        if rule.lean4checker and checked.accepted:
+            recheck = getattr(verifier, "lean4checker", None)
+            ok: bool | None = await recheck(code, timeout) if recheck is not None else None
+            checked = checked.model_copy(update={"lean4checker_ok": ok, "accepted": ok is not False})
+        return checked.model_copy(
+            update={"decided_by": "fast-check", "final_check": "unavailable", "isolation": isolation}
+        )
+    verdict = await final.check(
+        header=target.header,
+        trusted_header=target.trusted_header,
+        statement=target.statement,
+        name=target.name,
+        body=screened.code[screened.header_end :],
+        allowed_axioms=rule.allowed_axioms,
+        allow_native=rule.allow_native,
+        replay=rule.lean4checker,
+        timeout=timeout,
+    )
+    update: dict[str, Any] = {
+        "accepted": verdict.ok,
+        "final_check": "passed" if verdict.ok else "failed",
+        "decided_by": "final-check" if verdict.ok else verdict.stage,
+        "isolation": verdict.isolation,
+        "sandboxed": verdict.isolation == "bwrap",
+        "time_s": result.time_s + verdict.time_s,
+    }
+    if verdict.axioms is not None:
+        bad = [a for a in verdict.axioms if not rule.axiom_allowed(a)]
+        update.update(axioms=verdict.axioms, axioms_allowed=not bad, disallowed_axioms=bad)
+    if verdict.kind is not None or verdict.stage in ("type", "kind"):
+        update["target_declared"] = verdict.kind == "theorem"
+    if rule.lean4checker:
+        update["lean4checker_ok"] = verdict.replayed
+    if not verdict.ok:
+        update["violations"] = [*checked.violations, f"final check ({verdict.stage}): {verdict.reason}"]
+    return checked.model_copy(update=update)
+
+
+_FROM_VERIFIER: Any = object()
+
+
+def final_checker_of(verifier: Verifier) -> FinalChecker | None:
+    """The final checker a verifier carries (``final_checker`` attribute), if any."""
+    checker = getattr(verifier, "final_checker", None)
+    return checker if checker is not None and hasattr(checker, "check") else None
 
 
 async def verify_candidate(
@@ -346,14 +463,18 @@ async def verify_candidate(
     timeout: float | None = None,  # noqa: ASYNC109
     *,
     id: str | None = None,
+    final_checker: FinalChecker | None = _FROM_VERIFIER,
 ) -> CheckResult:
-    """Screen, re-splice and check a model's answer; return Lean's messages with every verdict flag filled.
+    """Screen, re-splice and check a model's answer; the verdict comes from the final, environment-level check.
 
     ``candidate_code`` may be a full snippet (with or without the statement, possibly Markdown-fenced) or a proof
     body. A candidate the screen rejects is not sent to Lean (unless ``rule.check_screened``); its result has
-    ``status="screened"``.
+    ``status="screened"``. A candidate the fast loop finds plausible goes to ``final_checker`` (default: the
+    verifier's own, see :mod:`malot.lean.final_check`), whose verdict is final; ``decided_by`` names the stage.
     """
-    [result] = await verify_candidates(verifier, [(target, candidate_code)], rule, timeout, ids=[id] if id else None)
+    [result] = await verify_candidates(
+        verifier, [(target, candidate_code)], rule, timeout, ids=[id] if id else None, final_checker=final_checker
+    )
     return result
 
 
@@ -364,10 +485,13 @@ async def verify_candidates(
     timeout: float | None = None,  # noqa: ASYNC109
     *,
     ids: Sequence[str] | None = None,
+    final_checker: FinalChecker | None = _FROM_VERIFIER,
 ) -> list[CheckResult]:
     """:func:`verify_candidate` for many (target, candidate) pairs in one ``verifier.check`` call (one batch, so a
-    pool or a Kimina server checks them in parallel). Results in input order."""
+    pool or a Kimina server checks them in parallel). Results in input order; every candidate gets its own verdict
+    (one that cannot be written as text is rejected alone)."""
     rule = rule or AcceptanceRule()
+    final = final_checker_of(verifier) if final_checker is _FROM_VERIFIER else final_checker
     sids = list(ids) if ids is not None else [uuid.uuid4().hex[:12] for _ in items]
     prepared = [_prepare(verifier, t, c, rule, sid) for (t, c), sid in zip(items, sids, strict=True)]
     to_check = [(i, Snippet(id=sids[i], code=p[2])) for i, p in enumerate(prepared) if p[1] is None]
@@ -376,7 +500,10 @@ async def verify_candidates(
         name = getattr(verifier, "name", verifier)
         raise VerifierError(f"the verifier {name!r} returned {len(checked)} results for {len(to_check)} snippets")
     out: list[CheckResult | None] = [p[1] for p in prepared]
-    for (i, _), result in zip(to_check, checked, strict=True):
+
+    async def finish(i: int, result: CheckResult) -> None:
         screened, _, code, line = prepared[i]
-        out[i] = await _finish(verifier, result, screened, items[i][0], rule, code, line, timeout)
+        out[i] = await _finish(verifier, result, screened, items[i][0], rule, code, line, timeout, final)
+
+    await asyncio.gather(*(finish(i, result) for (i, _), result in zip(to_check, checked, strict=True)))
     return [r for r in out if r is not None]

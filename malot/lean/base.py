@@ -120,6 +120,17 @@ class CheckResult(BaseModel):
     disallowed_axioms: list[str] = Field(default_factory=list)
     lean4checker_ok: bool | None = None
     sandboxed: bool | None = None
+    isolation: str | None = Field(None, description="how Lean was isolated: bwrap, unshare or off")
+    final_check: str | None = Field(
+        None, description="the environment-level final check: passed, failed, unavailable (no local Lean), off"
+    )
+    decided_by: str | None = Field(
+        None,
+        description=(
+            "the stage that decided the verdict: screen, fast-check (Lean's messages in the fast loop), guard, "
+            "header, reference, compile, type, kind, axioms, replay (final check stages), or final-check (accepted)"
+        ),
+    )
     accepted: bool = False
 
     @property
@@ -155,6 +166,8 @@ class CheckResult(BaseModel):
         if self.status != "ok" and self.status != "screened":
             out.append(f"{self.status}: {self.error or 'no verdict from Lean'}")
         out.extend(self.violations)
+        if self.final_check == "failed" and self.decided_by:
+            out.append(f"final check ({self.decided_by}) failed")
         for name, value in self.flags().items():
             if value is False and name not in ("screen_ok", "sandboxed", "lean4checker_ok"):
                 out.append(f"{name} failed")

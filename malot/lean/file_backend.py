@@ -21,10 +21,11 @@ from types import TracebackType
 from malot.errors import BackendUnavailableError
 from malot.lean.base import CheckResult, LeanMessage, Snippet
 from malot.lean.cputime import TIMES_WRAPPER, leaf_descendants, split_times
+from malot.lean.final_check import FinalChecker
 from malot.lean.messages import parse_json_lines
 from malot.lean.sandbox import SandboxKind, limits_preexec, resolve_sandbox, wrap_command
 
-__all__ = ["LeanFileVerifier", "default_workers", "find_lean"]
+__all__ = ["LeanFileVerifier", "default_workers", "find_lean", "terminate_process"]
 
 
 def default_workers() -> int:
@@ -52,6 +53,11 @@ def find_lean(lean: str | Path | None = None, project: str | Path | None = None)
             hint="install Lean with elan, set MALOT_LEAN=/path/to/lean, or use --project lean_project",
         )
     return Path(found)
+
+
+async def terminate_process(proc: asyncio.subprocess.Process) -> None:
+    """Kill ``proc`` and its process group (SIGTERM, then SIGKILL) and wait for it."""
+    await _terminate(proc)
 
 
 def _kill_group(proc: asyncio.subprocess.Process) -> None:
@@ -101,6 +107,9 @@ class LeanFileVerifier:
         memory_limit_mb: int | None = None,
         sandbox: str = "auto",
         extra_args: Sequence[str] = (),
+        final_check: str = "auto",
+        require_sandbox: bool = False,
+        lean4checker: bool = False,
     ) -> None:
         self.project = Path(project).expanduser().resolve() if project is not None else None
         if self.project is not None:
@@ -117,9 +126,21 @@ class LeanFileVerifier:
         self.workers = workers or default_workers()
         self.timeout = timeout
         self.memory_limit_mb = memory_limit_mb
-        self.sandbox_kind: SandboxKind = resolve_sandbox(sandbox)
+        self.sandbox_kind: SandboxKind = resolve_sandbox(sandbox, require=require_sandbox)
         self.sandboxed = self.sandbox_kind == "bwrap"
         self._semaphore = asyncio.Semaphore(self.workers)
+        # the environment-level final check (see malot.lean.final_check), with the same Lean and isolation
+        self.final_checker: FinalChecker | None = None
+        if final_check != "off":
+            self.final_checker = FinalChecker(
+                lean or "lean" if self.project is not None else self._argv[0],
+                project=self.project,
+                sandbox=self.sandbox_kind,
+                timeout=timeout,
+                memory_limit_mb=memory_limit_mb,
+                workers=self.workers,
+                lean4checker=lean4checker,
+            )
         self._scratch: Path | None = None
         self._running: set[asyncio.subprocess.Process] = set()
         self._counter = 0
@@ -127,7 +148,8 @@ class LeanFileVerifier:
     def describe(self) -> str:
         """One line saying which Lean runs and how."""
         where = f"lake env lean in {self.project}" if self.project else self._argv[0]
-        return f"file backend: {where}, {self.workers} workers, sandbox={self.sandbox_kind}"
+        final = "on" if self.final_checker else "off"
+        return f"file backend: {where}, {self.workers} workers, sandbox={self.sandbox_kind}, final check={final}"
 
     async def __aenter__(self) -> LeanFileVerifier:
         return self
@@ -140,6 +162,8 @@ class LeanFileVerifier:
     async def aclose(self) -> None:
         """Kill any Lean still running and remove the scratch folder."""
         await asyncio.gather(*(_terminate(proc) for proc in list(self._running)), return_exceptions=True)
+        if self.final_checker is not None:
+            await self.final_checker.aclose()
         if self._scratch is not None:
             shutil.rmtree(self._scratch, ignore_errors=True)
             self._scratch = None

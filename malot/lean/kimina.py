@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
@@ -20,6 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from malot.errors import BackendUnavailableError, VerifierError
 from malot.lean.base import CheckResult, Snippet, SorryInfo
 from malot.lean.messages import message_from_json
+
+if TYPE_CHECKING:
+    from malot.lean.final_check import FinalChecker
 
 __all__ = [
     "KiminaCheckRequest",
@@ -118,6 +121,9 @@ class KiminaVerifier:
 
     name = "kimina"
     sandboxed = False
+    sandbox_kind = "remote"
+    #: the environment-level final check with a local Lean, where one is configured (a remote server cannot run it)
+    final_checker: FinalChecker | None = None
 
     def __init__(
         self,
@@ -151,8 +157,10 @@ class KiminaVerifier:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP connections."""
+        """Close the HTTP connections (and the local final checker, if any)."""
         await self._client.aclose()
+        if self.final_checker is not None:
+            await self.final_checker.aclose()
 
     async def check(self, snippets: Sequence[Snippet], timeout: float | None = None) -> list[CheckResult]:  # noqa: ASYNC109
         """Send the snippets in batches; one result per snippet, in order."""

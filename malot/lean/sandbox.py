@@ -1,13 +1,18 @@
 """Run Lean isolated where the OS allows: no network, and a read-only view of everything but its scratch folder.
 
-Three levels, best first: ``bwrap`` (bubblewrap, Debian package ``bubblewrap``): read-only root, writable scratch,
-no network, dies with its parent; ``unshare`` (util-linux, unprivileged user namespaces): no network only; and
-none. ``malot doctor`` reports which one is in effect.
+A candidate proof is untrusted code that Lean runs at elaboration time, and a source screen can be bypassed, so
+isolation is the defence. Three levels, best first: ``bwrap`` (bubblewrap, Debian package ``bubblewrap``):
+read-only view of the whole file system (the toolchain stays visible wherever it lives, ``/tmp`` included), one
+writable scratch folder, no network, no shared IPC, dies with its parent; ``unshare`` (util-linux, unprivileged user
+namespaces): no network only; and ``off``. Each level is *test-run* before it is chosen (a ``bwrap`` on PATH that
+cannot create namespaces, as in some containers, is not used). Every verdict says which level was in effect, and
+``[lean] require_sandbox = true`` refuses to run Lean without one.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 import resource
 import shutil
 import subprocess
@@ -21,40 +26,74 @@ __all__ = ["SandboxKind", "detect_sandbox", "limits_preexec", "resolve_sandbox",
 
 SandboxKind = Literal["bwrap", "unshare", "off"]
 
+_log = logging.getLogger(__name__)
 
-@functools.cache
-def _unshare_works() -> bool:
-    exe = shutil.which("unshare")
-    if exe is None:
-        return False
+
+def _runs(argv: Sequence[str]) -> bool:
     try:
-        done = subprocess.run([exe, "-rn", "true"], capture_output=True, timeout=10)
+        done = subprocess.run(list(argv), capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return False
     return done.returncode == 0
 
 
+@functools.cache
+def _unshare_works() -> bool:
+    exe = shutil.which("unshare")
+    return exe is not None and _runs([exe, "-rn", "true"])
+
+
+@functools.cache
+def _bwrap_works() -> bool:
+    """bubblewrap is installed *and* can build its sandbox here (test-run with the options Lean runs under)."""
+    exe = shutil.which("bwrap")
+    return exe is not None and _runs(wrap_command(["true"], "bwrap", writable=[], cwd="/"))
+
+
 def detect_sandbox() -> SandboxKind:
-    """The best isolation available on this machine."""
-    if shutil.which("bwrap"):
+    """The best isolation that test-runs on this machine."""
+    if _bwrap_works():
         return "bwrap"
     if _unshare_works():
         return "unshare"
     return "off"
 
 
-def resolve_sandbox(setting: str) -> SandboxKind:
-    """The sandbox for a ``[lean] sandbox`` setting (``auto``, ``off``, ``bwrap``); errors if bwrap is required."""
+def resolve_sandbox(setting: str, *, require: bool = False) -> SandboxKind:
+    """The sandbox for a ``[lean] sandbox`` setting (``auto``, ``off``, ``bwrap``, ``unshare``).
+
+    An explicitly named level that does not test-run is an error; ``auto`` takes the best that does and warns when
+    none does (``require=True`` makes that an error instead).
+    """
     if setting == "off":
-        return "off"
-    if setting == "bwrap":
-        if not shutil.which("bwrap"):
+        kind: SandboxKind = "off"
+    elif setting == "bwrap":
+        if not _bwrap_works():
             raise BackendUnavailableError(
-                "sandbox = 'bwrap' but bubblewrap is not installed",
-                hint="apt-get install bubblewrap, or set [lean] sandbox = 'auto'",
+                "sandbox = 'bwrap' but bubblewrap is not installed or cannot create its namespaces here",
+                hint="apt-get install bubblewrap (and allow user namespaces), or set [lean] sandbox = 'auto'",
             )
-        return "bwrap"
-    return detect_sandbox()
+        kind = "bwrap"
+    elif setting == "unshare":
+        if not _unshare_works():
+            raise BackendUnavailableError(
+                "sandbox = 'unshare' but 'unshare -rn' does not run here",
+                hint="allow unprivileged user namespaces, install bubblewrap, or set [lean] sandbox = 'auto'",
+            )
+        kind = "unshare"
+    else:
+        kind = detect_sandbox()
+        if kind == "off":
+            if require:
+                raise BackendUnavailableError(
+                    "no sandbox is available for Lean, and [lean] require_sandbox = true",
+                    hint="apt-get install bubblewrap, or set require_sandbox = false to run candidates unisolated",
+                )
+            _log.warning(
+                "Lean runs candidate proofs WITHOUT isolation (no working bubblewrap or unshare): "
+                "install bubblewrap (apt-get install bubblewrap) before checking untrusted proofs"
+            )
+    return kind
 
 
 def wrap_command(
@@ -65,7 +104,9 @@ def wrap_command(
         return list(argv)
     if kind == "unshare":
         return ["unshare", "-rn", "--", *argv]
-    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    # The whole file system read-only (no tmpfs over /tmp: a toolchain that lives there must stay visible), then
+    # the scratch folders writable on top.
+    cmd = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     for path in writable:
         cmd += ["--bind", str(path), str(path)]
     if cwd is not None:

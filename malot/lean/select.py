@@ -76,15 +76,21 @@ def load_verifier(settings: LeanSettings, *, workers: int | None = None) -> Veri
     choice = choose_backend(settings)
     if choice.kind == "none":
         raise BackendUnavailableError(choice.detail, hint="see 'malot doctor' and lean_project/README.md")
+    from malot.lean.final_check import FinalChecker
+
     if choice.kind == "kimina":
         from malot.lean.kimina import KiminaVerifier
 
         assert settings.kimina_url is not None
-        return KiminaVerifier(settings.kimina_url, timeout=settings.timeout_s)
+        kimina = KiminaVerifier(settings.kimina_url, timeout=settings.timeout_s)
+        kimina.final_checker = FinalChecker.from_settings(settings)  # a local Lean, where one is configured
+        return kimina
     if choice.kind == "repl":
         from malot.lean.repl.pool import ReplPool
 
-        return ReplPool.from_settings(settings, size=workers)
+        pool = ReplPool.from_settings(settings, size=workers)
+        pool.final_checker = FinalChecker.from_settings(settings)
+        return pool
     from malot.lean.file_backend import LeanFileVerifier
 
     return LeanFileVerifier(
@@ -94,4 +100,7 @@ def load_verifier(settings: LeanSettings, *, workers: int | None = None) -> Veri
         timeout=settings.timeout_s,
         memory_limit_mb=settings.memory_limit_mb,
         sandbox=settings.sandbox,
+        final_check=settings.final_check,
+        require_sandbox=settings.require_sandbox,
+        lean4checker=settings.lean4checker,
     )

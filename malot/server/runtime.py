@@ -105,14 +105,13 @@ class ProverRuntime:
 
     async def verify(self, request: VerifyRequest) -> VerifyResponse:
         """Check one proof with the acceptance rule (or only its screen)."""
-        from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, target_from_source, verify_candidate
+        from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, split_source, verify_candidate
 
         rule = AcceptanceRule.from_settings(self.settings.lean)
         if request.always_check:
             rule = rule.model_copy(update={"check_screened": True})
         if request.code is not None:
-            target = target_from_source(request.code)
-            candidate = request.code
+            target, candidate = split_source(request.code)
         else:
             assert request.statement is not None and request.proof is not None
             target = TargetTheorem(header=request.header or "", statement=request.statement)

@@ -180,13 +180,14 @@ async def test_verify_candidates_batches_in_order(verifier: LeanFileVerifier) ->
 
 async def test_lean4checker_recheck_plumbing(lean_exe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """lean4checker is not installed here: a stand-in script on PATH (a double for that binary) checks that malot
-    compiled the accepted proof to MalotCheck.olean with real Lean and put it on LEAN_PATH, then answers."""
+    compiled the accepted proof (the final check's candidate module) with real Lean and put it on LEAN_PATH,
+    then answers."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = bin_dir / "lean4checker"
     script.write_text(
-        '#!/bin/sh\n[ "$1" = MalotCheck ] || exit 3\n'
-        'for d in $(echo "$LEAN_PATH" | tr : " "); do [ -s "$d/MalotCheck.olean" ] && exit "$(cat "$VERDICT")"; done\n'
+        '#!/bin/sh\ncase "$1" in MalotCandidate_*) ;; *) exit 3;; esac\n'
+        'for d in $(echo "$LEAN_PATH" | tr : " "); do [ -s "$d/$1.olean" ] && exit "$(cat "$VERDICT")"; done\n'
         "exit 4\n"
     )
     script.chmod(0o755)
@@ -199,7 +200,7 @@ async def test_lean4checker_recheck_plumbing(lean_exe: Path, tmp_path: Path, mon
         ok = await verify_candidate(v, TARGET, "Eq'.refl", rule)
         verdict.write_text("1")
         bad = await verify_candidate(v, TARGET, "Eq'.refl", rule)
-    assert ok.accepted and ok.lean4checker_ok is True
+    assert ok.accepted and ok.lean4checker_ok is True, ok.violations
     assert not bad.accepted and bad.lean4checker_ok is False
 
 

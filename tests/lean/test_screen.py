@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, target_from_source
+from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, split_source, target_from_source
 from malot.lean.lexer import code_view, tokenize
 from malot.lean.repl.header import split_header
 from malot.lean.splice import extract_code, parse_statement
@@ -103,11 +103,15 @@ def test_empty_and_wrong_name_are_rejected() -> None:
 def test_target_from_source() -> None:
     src = "import Mathlib\nopen Real\n\nlemma helper : True := trivial\n\n"
     src += "@[simp] lemma main (x : ℝ) : x = x := by\n  rfl\n"
-    target = target_from_source(src)
+    target, candidate = split_source(src)
+    assert target_from_source(src) == target
     assert target.name == "main"
-    assert target.header == "import Mathlib\nopen Real\n"
+    # whole-file mode: everything before the target (the file's own lemmas too) is the statement's context
+    assert target.header == "import Mathlib\nopen Real\n\nlemma helper : True := trivial\n"
+    assert not target.trusted_header
     assert target.statement == "theorem main (x : ℝ) : x = x :="
-    assert screen(target, src).ok
+    assert candidate.startswith("@[simp] lemma main")
+    assert screen(target, candidate).ok
 
 
 def test_split_header() -> None:

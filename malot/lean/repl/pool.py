@@ -49,6 +49,7 @@ from malot.lean.sandbox import SandboxKind, resolve_sandbox
 
 if TYPE_CHECKING:
     from malot.config import LeanSettings
+    from malot.lean.final_check import FinalChecker
     from malot.lean.repl.session import ReplProofSession
 
 __all__ = ["PoolQueueFullError", "ReplPool", "default_pool_size"]
@@ -125,6 +126,8 @@ class ReplPool:
         self.pickle_dir = Path(pickle_dir) if pickle_dir is not None else None
         self.sandbox_kind: SandboxKind = resolve_sandbox(sandbox)
         self.sandboxed = self.sandbox_kind == "bwrap"
+        #: the environment-level final check (set by malot.lean.select.load_verifier from the [lean] settings)
+        self.final_checker: FinalChecker | None = None
         self.max_headers = max_headers
         self.backoff = backoff
         self._idle: list[_Worker] = []
@@ -206,8 +209,10 @@ class ReplPool:
                 self._schedule_replacement(i)
 
     async def aclose(self) -> None:
-        """Kill every REPL and stop pending replacements."""
+        """Kill every REPL and stop pending replacements (and close the final checker, if any)."""
         self._closed = True
+        if self.final_checker is not None:
+            await self.final_checker.aclose()
         for task in list(self._replacing):
             task.cancel()
         for task in list(self._replacing):
