@@ -7,7 +7,9 @@
   text wins; a single response answers every match, a list is handed out one per sample in order); or
 * a function ``fn(request) -> str | list[str]`` called once per sample (a list answers all ``n`` samples at once).
 
-A response is a string or a dict ``{"text": ..., "finish_reason": ..., "tool_calls": [...]}``; a scripted tool call
+A response is a string or a dict ``{"text": ..., "finish_reason": ..., "tool_calls": [...], "logprobs": [...]}``
+(``logprobs``: the sampled tokens' log-probabilities, returned when the request asks for them; build the model with
+``capabilities`` whose ``logprobs`` is true); a scripted tool call
 is ``{"name": ..., "arguments": {...} or "raw JSON text", "id": ...}`` (``id`` optional), so every path of a
 tool-calling loop (parallel calls, invalid JSON, unknown tools) can be scripted. Stop strings in the request cut the
 response as a real backend would. Every request is recorded in :attr:`ScriptedLLM.requests` (and every
@@ -41,7 +43,7 @@ __all__ = ["Response", "ScriptedLLM", "load_script"]
 
 #: One scripted answer: its text, or ``{"text": ..., "finish_reason": ...}``.
 Response = str | Mapping[str, Any]
-ScriptFunction = Callable[[GenerationRequest], "str | Sequence[str]"]
+ScriptFunction = Callable[[GenerationRequest], "Response | Sequence[Response]"]
 Scorer = Callable[[GenerationRequest], "float | Sequence[float]"]
 OnExhausted = Literal["error", "cycle", "repeat_last"]
 
@@ -154,7 +156,7 @@ class ScriptedLLM(BaseLLM):
             out: list[Response] = []
             while len(out) < n:
                 answer = self._function(request)
-                if isinstance(answer, str):
+                if isinstance(answer, str | Mapping):
                     out.append(answer)
                 else:
                     out.extend(answer)
@@ -175,10 +177,13 @@ class ScriptedLLM(BaseLLM):
     @staticmethod
     def _completion(response: Response, request: GenerationRequest) -> Completion:
         calls: list[ToolCall] = []
+        logprobs: list[float] | None = None
         if isinstance(response, str):
             raw, finish = response, "stop"
         else:
             raw, finish = str(response.get("text", "")), str(response.get("finish_reason", "stop"))
+            if response.get("logprobs") is not None and request.params.logprobs is not None:
+                logprobs = [float(x) for x in response["logprobs"]]
             calls = _scripted_calls(response.get("tool_calls") or [])
         text, stopped = truncate_at_stop(raw, request.params.stop)
         if finish not in ("stop", "length", "unfinished"):
@@ -188,6 +193,7 @@ class ScriptedLLM(BaseLLM):
             finish_reason="stop" if stopped else finish,
             tokens=len(text.split()),
             tool_calls=calls,
+            logprobs=logprobs,
         )
 
     async def aclose(self) -> None:
