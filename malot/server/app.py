@@ -146,7 +146,7 @@ def create_app(
     @app.post("/v1/jobs", status_code=202, response_model=SubmitResponse, dependencies=auth, tags=["jobs"])
     async def submit(job: ProveJobRequest) -> SubmitResponse:
         """Submit a proving job; answers 429 with Retry-After when the queue is full."""
-        view = manager.submit(job)
+        view = await manager.submit(job)
         return SubmitResponse(
             job_id=view.job_id,
             status=view.status,
@@ -157,17 +157,17 @@ def create_app(
     @app.get("/v1/jobs/{job_id}", response_model=JobView, dependencies=auth, tags=["jobs"])
     async def job_status(job_id: str) -> JobView:
         """A job's status and, once finished, its result."""
-        return manager.get(job_id)
+        return await manager.get(job_id)
 
     @app.post("/v1/jobs/{job_id}/cancel", response_model=JobView, dependencies=auth, tags=["jobs"])
     async def cancel(job_id: str) -> JobView:
         """Cancel a queued or running job."""
-        return manager.cancel(job_id)
+        return await manager.cancel(job_id)
 
     @app.get("/v1/jobs/{job_id}/events", dependencies=auth, tags=["jobs"])
     async def events(job_id: str, last_event_id: str | None = Header(None)) -> Any:
         """Server-sent events of a job: ``queued``, ``started``, ``attempt``, ``verdict``, ..., ``finished``."""
-        manager.get(job_id)
+        await manager.get(job_id)
         after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
 
         async def stream() -> AsyncIterator[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,8 @@ async def test_bad_input_gets_clear_4xx() -> None:
         assert huge.status_code == 413 and "statement is too long" in huge.json()["error"]
         strategy = await client.post("/v1/jobs", json={"statement": "t", "strategy": "magic"})
         assert strategy.status_code == 422
-        assert "unknown strategy 'magic'; strategies: ma-lot, whole-proof" in strategy.json()["error"]
+        assert "unknown strategy 'magic'; strategies: " in strategy.json()["error"]
+        assert "ma-lot" in strategy.json()["error"] and "whole-proof" in strategy.json()["error"]
         budget = await client.post("/v1/jobs", json={"statement": "t", "samples": 0})
         assert budget.status_code == 422 and "samples" in budget.json()["error"]
         both = await client.post("/v1/jobs", json={})
@@ -157,14 +159,16 @@ async def test_api_keys_protect_everything_but_health(tmp_path: Path) -> None:
 async def test_jobs_survive_a_restart(tmp_path: Path) -> None:
     db = tmp_path / "jobs.sqlite"
     gate = asyncio.Event()
+    started = asyncio.Event()
 
     async def blocked(request: ProveJobRequest, emit: EventSink) -> JobOutcome:
+        started.set()
         await gate.wait()
         return JobOutcome("proved")
 
     async with _App(create_app(runner=blocked, verify=fake_verify, store_path=db, workers=1)) as client:
         ids = [(await client.post("/v1/jobs", json={"statement": f"s{i}"})).json()["job_id"] for i in range(5)]
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(started.wait(), 30)  # one job is running when the server stops
     # a new server on the same store resumes every job
     async with _App(create_app(runner=quick_runner, verify=fake_verify, store_path=db, workers=2)) as client:
         views = [await _wait_done(client, job_id) for job_id in ids]
@@ -202,3 +206,69 @@ async def test_kimina_verify_shape_and_openapi() -> None:
             "/health",
             "/version",
         } <= spec["paths"].keys()
+
+
+async def test_storage_runs_off_the_event_loop(tmp_path: Path) -> None:
+    """While another connection holds SQLite's write lock, a submission waits for its commit on the storage
+    thread and the server keeps answering; the 202 comes only once the job is committed."""
+    db = tmp_path / "jobs.sqlite"
+    async with _App(create_app(runner=quick_runner, verify=fake_verify, store_path=db)) as client:
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        submit = asyncio.create_task(client.post("/v1/jobs", json={"statement": "theorem t : True := by"}))
+        for _ in range(5):
+            assert (await client.get("/health")).status_code == 200
+        assert not submit.done()
+        assert blocker.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+        blocker.execute("COMMIT")
+        reply = await submit
+        assert reply.status_code == 202
+        stored = blocker.execute("SELECT status FROM jobs WHERE id = ?", (reply.json()["job_id"],)).fetchone()
+        assert stored is not None  # committed before the 202
+        assert (await _wait_done(client, reply.json()["job_id"]))["status"] == "proved"
+        blocker.close()
+
+
+async def test_per_job_state_is_dropped_when_jobs_finish() -> None:
+    """Memory held per job (event numbering, cancel requests) exists only while a job is queued or running; the
+    durations behind Retry-After are a fixed window."""
+    from malot.server.jobs import DURATION_WINDOW
+
+    gate = asyncio.Event()
+    holding = asyncio.Event()
+
+    async def gated(request: ProveJobRequest, emit: EventSink) -> JobOutcome:
+        emit("attempt", {})
+        if "hold" in (request.statement or ""):
+            holding.set()
+            await gate.wait()
+        return JobOutcome("proved")
+
+    app = create_app(runner=gated, verify=fake_verify, queue_size=4, workers=1)
+    manager = app.state.manager
+    async with _App(app) as client:
+        held = (await client.post("/v1/jobs", json={"statement": "theorem hold : True := by"})).json()["job_id"]
+        await asyncio.wait_for(holding.wait(), 30)
+        queued = [
+            (await client.post("/v1/jobs", json={"statement": "theorem q : True := by"})).json() for _ in range(3)
+        ]
+        await client.post(f"/v1/jobs/{queued[0]['job_id']}/cancel")  # cancelled while queued
+        await client.post(f"/v1/jobs/{held}/cancel")  # cancelled while running
+        assert (await _wait_done(client, held))["status"] == "cancelled"
+        for _ in range(2 * DURATION_WINDOW // 4 + 1):  # more jobs than the duration window, in queue-sized waves
+            wave = [
+                (await client.post("/v1/jobs", json={"statement": "theorem w : True := by"})).json() for _ in range(4)
+            ]
+            for job in wave:
+                assert (await _wait_done(client, job["job_id"]))["status"] == "proved"
+        for job in queued:
+            await _wait_done(client, job["job_id"])
+        tracked = manager.tracked()
+        assert tracked["durations"] == DURATION_WINDOW
+        assert {k: v for k, v in tracked.items() if k != "durations"} == {
+            "sequence_numbers": 0,
+            "cancel_requests": 0,
+            "running": 0,
+            "subscribed_jobs": 0,
+        }
+        gate.set()
