@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from malot.cli.common import console, echo_json, err_console, load_cli_settings
+from malot.cli.common import check_text, console, echo_json, err_console, load_cli_settings, read_text_arg
 from malot.errors import ConfigError
 from malot.provers.decoding import DecodingContext, DecodingSession, add_hook_options, start_decoding_runs
 from malot.provers.registry import strategy_names
@@ -176,7 +176,8 @@ def _read_problem(
     if statement is None or statement == "-":
         if sys.stdin.isatty() and statement is None:
             raise click.UsageError("give a STATEMENT, '-' to read stdin, --file F.lean --theorem NAME, or --problem")
-        statement = sys.stdin.read()
+        statement = read_text_arg("-", "the statement") or ""
+    check_text(statement, "the statement")
     if not statement.strip():
         raise click.UsageError("the statement is empty")
     return problem_cls.from_statement(statement, informal=informal)

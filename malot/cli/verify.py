@@ -10,22 +10,12 @@ snippet or a proof body; ``-`` reads stdin). ``--screen-only`` runs only the che
 from __future__ import annotations
 
 import asyncio
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
 from rich.markup import escape
 
-from malot.cli.common import console, echo_json, load_cli_settings
-
-
-def _read(value: str | None) -> str | None:
-    if value == "-":
-        return sys.stdin.read()
-    if value is not None and value.startswith("@"):
-        return Path(value[1:]).read_text(encoding="utf-8")
-    return value
+from malot.cli.common import console, echo_json, load_cli_settings, read_text_arg, read_text_file
 
 
 @click.command("verify")
@@ -88,13 +78,16 @@ def command(
     if file is not None:
         if statement is not None or proof is not None:
             raise click.UsageError("give either FILE or --statement/--proof, not both")
-        source = Path(file).read_text(encoding="utf-8")
+        source = read_text_file(file, "Lean file")
         target, candidate = split_source(source, theorem)
+        header_text = read_text_arg(header, "--header")
+        if header_text is not None:  # the trusted header replaces whatever the file has before the theorem
+            target = target.model_copy(update={"header": header_text, "trusted_header": True})
     else:
-        statement_text, proof_text = _read(statement), _read(proof)
+        statement_text, proof_text = read_text_arg(statement, "--statement"), read_text_arg(proof, "--proof")
         if statement_text is None or proof_text is None:
             raise click.UsageError("give FILE.lean, or --statement and --proof")
-        target = TargetTheorem(header=_read(header) or "", statement=statement_text)
+        target = TargetTheorem(header=read_text_arg(header, "--header") or "", statement=statement_text)
         candidate = proof_text
 
     if screen_only:

@@ -125,7 +125,12 @@ class Problem(BaseModel):
         p = Path(path)
         if not p.is_file():
             raise DatasetError(f"Lean file {p} does not exist", hint="pass an existing .lean file to --file")
-        source = p.read_text(encoding="utf-8")
+        try:
+            source = p.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(
+                f"Lean file {p} is not UTF-8 text (byte at offset {exc.start})", hint="save it as UTF-8"
+            ) from None
         view = code_view(source)
         pattern = re.compile(
             r"(?m)^[ \t]*(?:@\[[^\]]*\][ \t]*)?(?:private[ \t]+|protected[ \t]+)?(?:theorem|lemma)\s+"
