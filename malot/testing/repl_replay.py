@@ -44,6 +44,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from malot.lean.tactics import split_tactics
+
 __all__ = ["Transcript", "load_transcripts", "main", "read_blocks", "split_tactics"]
 
 
@@ -109,23 +111,6 @@ _WS = re.compile(r"\s+")
 
 def _squash(text: str) -> str:
     return _WS.sub(" ", text).strip()
-
-
-def split_tactics(block: str) -> list[str]:
-    """Top-level tactics of a tactic block: a line at the block's indentation starts a tactic, deeper lines
-    continue it (joined with newlines, relative indentation kept)."""
-    lines = [line for line in block.split("\n") if line.strip()]
-    if not lines:
-        return []
-    base = min(len(line) - len(line.lstrip()) for line in lines)
-    out: list[str] = []
-    for line in lines:
-        indent = len(line) - len(line.lstrip())
-        if indent <= base or not out:
-            out.append(line.strip())
-        else:
-            out[-1] += "\n" + line[base:].rstrip()
-    return out
 
 
 class _TacticIndex:
