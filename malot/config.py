@@ -32,6 +32,7 @@ __all__ = [
     "OutputSettings",
     "ProverSettings",
     "RetrievalSettings",
+    "SearchSettings",
     "Settings",
     "ToolsSettings",
     "VllmEngineSettings",
@@ -207,6 +208,33 @@ class DecomposeSettings(_Section):
         return value
 
 
+class SearchSettings(_Section):
+    """Tactic-level search (``--strategy best-first`` and ``--strategy rmaxts``) on an interactive proof session.
+
+    Best-first: the policy proposes ``tactics_per_state`` tactics per state (``policy_prompt`` with ``{{goals}}``,
+    ``{{statement}}``, ``{{demos}}``; ``policy_max_tokens`` each); ``width`` states are expanded at once; states are
+    ranked by cumulative log-probability plus ``critic_weight`` x the score of ``critic_model`` (a second model,
+    optional). RMaxTS: ``max_expansions`` rollouts of ``resume_prompt`` (``{{header}}``, ``{{proof_so_far}}``,
+    ``{{goals}}``) of up to ``resume_max_tokens`` tokens, UCB ``exploration`` constant. Both: ``max_depth`` tactics,
+    ``max_time_s`` per search, ``tactic_timeout_s`` per tactic (default: ``lean.timeout_s``).
+    """
+
+    tactics_per_state: int = Field(8, ge=1, le=256)
+    max_expansions: int = Field(256, ge=1)
+    max_depth: int = Field(64, ge=1)
+    max_time_s: float | None = Field(None, gt=0)
+    width: int = Field(4, ge=1)
+    tactic_timeout_s: float | None = Field(None, gt=0)
+    policy_prompt: str | None = None
+    policy_max_tokens: int = Field(128, ge=1)
+    temperature: float = Field(1.0, ge=0.0)
+    critic_model: str | None = None
+    critic_weight: float = Field(0.0, ge=0.0)
+    resume_prompt: str | None = None
+    resume_max_tokens: int = Field(1024, ge=1)
+    exploration: float = Field(1.0, ge=0.0)
+
+
 class ModelPrice(_Section):
     """Prices of one model in money per million tokens (prompt and completion)."""
 
@@ -255,6 +283,7 @@ class Settings(_Section):
     output: OutputSettings = Field(default_factory=OutputSettings)
     tools: ToolsSettings = Field(default_factory=ToolsSettings)
     decompose: DecomposeSettings = Field(default_factory=DecomposeSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
     pricing: dict[str, ModelPrice] = Field(default_factory=dict)
 
     def to_toml(self) -> str:
