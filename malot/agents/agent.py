@@ -7,6 +7,7 @@ An agent never imports a backend. What it may use (an LLM, a verifier, a retriev
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -63,10 +64,24 @@ class RunContext(Generic[DepsT]):
     visits: Counter[str] = field(default_factory=Counter)
     state: dict[str, Any] = field(default_factory=dict)
     events: list[dict[str, Any]] = field(default_factory=list)
+    emit: Callable[[dict[str, Any]], None] | None = None
 
     def note(self, **data: Any) -> None:
         """Attach extra data (e.g. per-step fusion weights) to this step's trace event."""
         self.events.append(data)
+
+    def publish(self, **data: Any) -> None:
+        """Send live progress now (a ``note`` event of the group, with this attempt and node), while the step runs;
+        a no-op when the executor has no trace sink."""
+        if self.emit is not None:
+            self.emit(
+                {
+                    "type": "note",
+                    "group_id": self.group_id,
+                    "time": time.time(),
+                    "data": {"attempt_id": self.attempt_id, "node": self.node, **data},
+                }
+            )
 
 
 class Agent(Generic[InT, OutT]):

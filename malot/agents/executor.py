@@ -251,7 +251,13 @@ class Executor:
         attempt_timeout: float | None,
     ) -> AttemptResult:
         attempt_id = f"{group.group_id}/{index}"
-        ctx: RunContext[Any] = RunContext(deps=deps, group_id=group.group_id, attempt_id=attempt_id, meter=group.meter)
+        ctx: RunContext[Any] = RunContext(
+            deps=deps,
+            group_id=group.group_id,
+            attempt_id=attempt_id,
+            meter=group.meter,
+            emit=self.trace.emit if self.trace is not None else None,
+        )
         ctx.history.append(message)
         counters = _Counters()
         started = time.perf_counter()
