@@ -230,6 +230,10 @@ class ReplayRepl:
             response = next((r for c, r in self.sequence if kind in c and "proofState" not in c), None)
         else:
             response = self.lookup.get(_key(command))
+            if response is None and set(command) <= {"cmd", "env"}:  # the same text, spaced differently
+                key = self.tactics.sorry_cmds.get(_squash(str(command["cmd"])))
+                response = self.lookup.get(key) if key is not None else None
+                command = json.loads(key) if key is not None else command
             if response is not None and "cmd" in command:
                 response = self._renumber(response, lambda kind, j: (_key(command), kind, str(j)))
             elif response is None and self.compose and "cmd" in command:
