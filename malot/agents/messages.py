@@ -22,7 +22,7 @@ __all__ = [
 
 
 class Usage(BaseModel):
-    """Compute an agent step spent: samples drawn, tokens in and out, Lean CPU-seconds."""
+    """Compute an agent step spent: samples drawn, tokens in and out, Lean CPU-seconds, LLM calls made."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -30,6 +30,7 @@ class Usage(BaseModel):
     tokens_in: int = 0
     tokens_out: int = 0
     lean_cpu_seconds: float = 0.0
+    llm_calls: int = 0
 
     @property
     def tokens(self) -> int:
@@ -42,6 +43,7 @@ class Usage(BaseModel):
             tokens_in=self.tokens_in + other.tokens_in,
             tokens_out=self.tokens_out + other.tokens_out,
             lean_cpu_seconds=self.lean_cpu_seconds + other.lean_cpu_seconds,
+            llm_calls=self.llm_calls + other.llm_calls,
         )
 
 

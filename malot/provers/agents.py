@@ -248,7 +248,9 @@ class _SamplingAgent(Agent[Message, ProofCandidate]):
             finish_reason=completion.finish_reason,
             truncated=extraction.truncated,
             repeated=extraction.repeated,
-            usage=Usage(samples=1, tokens_in=tokens_in, tokens_out=tokens_out),
+            usage=Usage(
+                samples=1, tokens_in=tokens_in, tokens_out=tokens_out, llm_calls=2 if rendered.kind == "lot" else 1
+            ),
         )
 
     @staticmethod

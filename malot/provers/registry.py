@@ -14,6 +14,7 @@ __all__ = ["BUILTIN_STRATEGIES", "DEFAULT_STRATEGY", "strategy_names"]
 #: Strategy name -> ``module:factory`` (imported only when a run uses it).
 BUILTIN_STRATEGIES: dict[str, str] = {
     "best-first": "malot.provers.search.strategy:BestFirst.from_settings",
+    "decompose": "malot.provers.decompose.strategy:Decompose.from_settings",
     "ma-lot": "malot.provers.strategies:MALoT.from_settings",
     "rmaxts": "malot.provers.search.strategy:RMaxTS.from_settings",
     "whole-proof": "malot.provers.strategies:WholeProof.from_settings",
