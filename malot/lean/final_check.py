@@ -262,6 +262,8 @@ class FinalChecker:
         lean4checker: bool = False,
     ) -> None:
         self.project = Path(project).resolve() if project is not None else None
+        if Path(lean).exists():  # a path: absolute, since Lean runs in the scratch folder
+            lean = Path(lean).resolve()
         if self.project is not None:
             lake = shutil.which("lake") or "lake"
             self._argv: list[str] = [lake, "env", str(lean)]
@@ -274,6 +276,7 @@ class FinalChecker:
         self._semaphore = asyncio.Semaphore(workers or max(1, (os.cpu_count() or 2) - 1))
         self._scratch: Path | None = None
         self._built: dict[str, asyncio.Task[str | None]] = {}
+        self._axioms: dict[str, frozenset[str]] = {}
         self._running: set[asyncio.subprocess.Process] = set()
 
     @classmethod
@@ -373,6 +376,31 @@ class FinalChecker:
             return False, messages, detail or f"Lean exited with status {rc}"
         return True, messages, ""
 
+    async def _trusted_axioms(
+        self, header_module: str, prelude: bool, allowed: frozenset[str] | set[str], allow_native: bool
+    ) -> frozenset[str]:
+        """Which allowed axiom names the trusted environment (the header module alone) declares (cached)."""
+        from malot.lean.acceptance import NATIVE_AXIOMS
+
+        names = sorted(set(allowed) | (set(NATIVE_AXIOMS) if allow_native else set()))
+        key = _digest("axioms", header_module, *names)
+        cached = self._axioms.get(key)
+        if cached is not None:
+            return cached
+        probe = ("prelude\n" if prelude else "") + f"import {header_module}\n"
+        first = probe.count("\n") + 1
+        probe += "".join(f"#check @{n}\n" for n in names)
+        path = self._dir() / f"MalotAxiomProbe_{key}.lean"
+        path.write_text(probe, encoding="utf-8")
+        _, out, _ = await self._lean(["--json", str(path)], self.timeout)
+        messages, _ = parse_json_lines(out)
+        # positive evidence only: a '#check' line that answered with its type and no error
+        answered = {m.pos.line for m in messages if not m.is_error and m.pos is not None}
+        failed = {m.pos.line for m in messages if m.is_error and m.pos is not None}
+        found = frozenset(n for i, n in enumerate(names) if first + i in answered and first + i not in failed)
+        self._axioms[key] = found
+        return found
+
     async def _once(self, key: str, module: str, text: str) -> str | None:
         """Compile a trusted module once per key (concurrent callers share the build); None when it compiled."""
         task = self._built.get(key)
@@ -449,8 +477,9 @@ class FinalChecker:
                     + f"#print {full}\n"
                 )
                 replay_now = self.lean4checker if replay is None else replay
+                trusted = await self._trusted_axioms(header_module, parts.prelude, allowed_axioms, allow_native)
                 return await self._run_checker(
-                    cand_module, checker, allowed_axioms, allow_native, replay_now, limit, verdict
+                    cand_module, checker, allowed_axioms, allow_native, replay_now, limit, verdict, trusted
                 )
             finally:
                 for suffix in (".lean", ".olean", ".ilean", "_check.lean"):
@@ -465,6 +494,7 @@ class FinalChecker:
         replay: bool,
         limit: float,
         verdict: _VerdictFn,
+        trusted: frozenset[str],
     ) -> FinalVerdict:
         scratch = self._dir()
         path = scratch / f"{cand_module}_check.lean"
@@ -501,6 +531,11 @@ class FinalChecker:
             return verdict(
                 False, "axioms", "disallowed axioms: " + ", ".join(bad), axioms=axioms, kind=kind, messages=messages
             )
+        untrusted = [a for a in axioms if a not in trusted]
+        if untrusted:
+            # an allowed name that the trusted environment does not declare was declared by the candidate
+            why = "axioms named like allowed ones but declared by the candidate: " + ", ".join(untrusted)
+            return verdict(False, "axioms", why, axioms=axioms, kind=kind, messages=messages)
         replayed: bool | None = None
         if replay:
             problem, replayed = await self._replay(cand_module, limit)
