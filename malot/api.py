@@ -9,36 +9,30 @@
 
     result = malot.prove_sync("minif2f:mathd_algebra_10")      # from code that is not async
 
-Everything here is re-exported by :mod:`malot` and pinned by a test; heavy modules load on first use.
+Everything here is re-exported by :mod:`malot` and pinned by a test (``tests/test_public_api.py``); ``prove`` is
+:func:`malot.provers.api.prove` itself. Heavy modules (model libraries, Lean) load on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import functools
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from malot.config import Settings, load_settings
 from malot.errors import MalotError
+from malot.provers.api import prove
 
 if TYPE_CHECKING:
     from malot.lean.acceptance import AcceptanceRule
     from malot.lean.base import CheckResult, Verifier
-    from malot.provers.api import ProofResult
 
 __all__ = ["prove", "prove_sync", "verify", "verify_sync"]
 
 T = TypeVar("T")
-
-
-async def prove(statement: Any, **options: Any) -> ProofResult:
-    """Prove a Lean statement (string, ``minif2f:NAME`` or :class:`malot.Problem`); see :func:`malot.provers.prove`
-    for the options (``settings``, ``model``, ``lean``, ``strategy``, ``samples``, ``rounds``, ``llm``,
-    ``verifier``, ``demos``, ``trace``)."""
-    from malot.provers.api import prove as _prove
-
-    return await _prove(statement, **options)
+P = ParamSpec("P")
 
 
 async def verify(
@@ -85,22 +79,30 @@ async def verify(
         return await verify_candidate(own, target, candidate, rule, timeout)
 
 
-def prove_sync(statement: Any, **options: Any) -> ProofResult:
-    """:func:`prove` for code that is not async (runs its own event loop)."""
-    return _run(prove(statement, **options))
+def _sync(fn: Callable[P, Coroutine[Any, Any, T]], doc: str) -> Callable[P, T]:
+    """The blocking form of the coroutine function ``fn``: same signature, runs its own event loop."""
 
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        return _run(fn(*args, **kwargs))
 
-def verify_sync(code: str | None = None, **options: Any) -> CheckResult:
-    """:func:`verify` for code that is not async (runs its own event loop)."""
-    return _run(verify(code, **options))
+    run.__doc__ = doc
+    run.__name__ = run.__qualname__ = f"{fn.__name__}_sync"
+    return run
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
-    coro.close()
-    raise MalotError(
-        "the sync form was called inside a running event loop", hint="use 'await malot.prove(...)' there instead"
-    )
+        pass  # no loop running: the normal case (the error is not chained to what the coroutine raises)
+    else:
+        coro.close()
+        raise MalotError(
+            "the sync form was called inside a running event loop", hint="use 'await malot.prove(...)' there instead"
+        )
+    return asyncio.run(coro)
+
+
+prove_sync = _sync(prove, ":func:`prove` for code that is not async (runs its own event loop).")
+verify_sync = _sync(verify, ":func:`verify` for code that is not async (runs its own event loop).")

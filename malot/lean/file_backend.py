@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
 
 from malot.errors import BackendUnavailableError
 from malot.lean.base import CheckResult, LeanMessage, Snippet
@@ -24,6 +23,7 @@ from malot.lean.cputime import TIMES_WRAPPER, leaf_descendants, split_times
 from malot.lean.final_check import FinalChecker
 from malot.lean.messages import parse_json_lines
 from malot.lean.sandbox import SandboxKind, limits_preexec, resolve_sandbox, wrap_command
+from malot.resources import AsyncResource
 
 __all__ = ["LeanFileVerifier", "default_workers", "find_lean", "terminate_process"]
 
@@ -88,7 +88,7 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
         await asyncio.shield(proc.wait())
 
 
-class LeanFileVerifier:
+class LeanFileVerifier(AsyncResource):
     """Checks each snippet as a file with ``lean --json``; implements :class:`~malot.lean.base.Verifier`.
 
     ``lean`` is a ``lean`` executable (default: ``$MALOT_LEAN`` or PATH). With ``project`` (a Lake project
@@ -150,14 +150,6 @@ class LeanFileVerifier:
         where = f"lake env lean in {self.project}" if self.project else self._argv[0]
         final = "on" if self.final_checker else "off"
         return f"file backend: {where}, {self.workers} workers, sandbox={self.sandbox_kind}, final check={final}"
-
-    async def __aenter__(self) -> LeanFileVerifier:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Kill any Lean still running and remove the scratch folder."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -20,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from malot.errors import BackendUnavailableError, VerifierError
 from malot.lean.base import CheckResult, Snippet, SorryInfo
 from malot.lean.messages import message_from_json
+from malot.resources import AsyncResource
 
 if TYPE_CHECKING:
     from malot.lean.final_check import FinalChecker
@@ -112,7 +112,7 @@ def result_from_kimina(sid: str, item: KiminaResult | None, elapsed: float) -> C
     return CheckResult(id=sid, status="ok", messages=messages, sorries=sorries, time_s=took, backend="kimina")
 
 
-class KiminaVerifier:
+class KiminaVerifier(AsyncResource):
     """A :class:`~malot.lean.base.Verifier` backed by a Kimina Lean Server.
 
     ``endpoint`` picks ``/api/check`` (default) or the older ``/verify``; ``batch_size`` snippets go in one
@@ -147,14 +147,6 @@ class KiminaVerifier:
     def describe(self) -> str:
         """One line: where the server is."""
         return f"Kimina Lean Server at {self.url} ({'/api/check' if self.endpoint == 'check' else '/verify'})"
-
-    async def __aenter__(self) -> KiminaVerifier:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP connections (and the local final checker, if any)."""

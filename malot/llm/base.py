@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol, Self, runtime_checkable
 from pydantic import BaseModel, ConfigDict, Field
 
 from malot.errors import CapabilityError
+from malot.resources import AsyncResource
 
 __all__ = [
     "LLM",
@@ -336,7 +337,7 @@ class LLM(Protocol):
         ...
 
 
-class BaseLLM:
+class BaseLLM(AsyncResource):
     """Shared plumbing for backends: the async context manager, capability checks and small conveniences.
 
     Subclasses set ``_capabilities`` and implement :meth:`_generate`; :meth:`generate` checks every request
@@ -377,11 +378,3 @@ class BaseLLM:
 
     async def aclose(self) -> None:
         """Release resources (nothing by default)."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()

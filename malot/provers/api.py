@@ -16,8 +16,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
@@ -31,6 +30,12 @@ from malot.provers.presets import Preset, get_preset, preset_for_model
 from malot.provers.problem import Problem, load_problem
 from malot.provers.strategies import Strategy, make_strategy
 from malot.provers.templates import ModelTemplate, load_template
+from malot.resources import AsyncResource
+
+if TYPE_CHECKING:
+    from malot.lean.base import Verifier
+    from malot.llm.base import LLM
+    from malot.retrieval.base import Retriever
 
 __all__ = [
     "AttemptSummary",
@@ -175,7 +180,7 @@ class _Sink:
             self.writer.close()
 
 
-class Prover:
+class Prover(AsyncResource):
     """An embeddable prover: owns (or borrows) an LLM and a Lean verifier, and runs strategies on one executor.
 
     ``settings`` default to :func:`malot.config.load_settings` (``malot.toml``, ``MALOT_*`` variables). Pass ``llm``
@@ -188,9 +193,9 @@ class Prover:
         self,
         settings: Settings | None = None,
         *,
-        llm: Any = None,
-        verifier: Any = None,
-        retriever: Any = None,
+        llm: LLM | None = None,
+        verifier: Verifier | None = None,
+        retriever: Retriever | None = None,
         demos: Sequence[Mapping[str, str]] | None = None,
         strategy: str | None = None,
         template: str | None = None,
@@ -213,55 +218,46 @@ class Prover:
         self._rule: Any = None
 
     @property
-    def llm(self) -> Any:
+    def llm(self) -> LLM | None:
         """The LLM in use (after entering)."""
         return self._llm
 
     @property
-    def verifier(self) -> Any:
+    def verifier(self) -> Verifier | None:
         """The verifier in use (after entering)."""
         return self._verifier
 
-    async def __aenter__(self) -> Prover:
-        try:
-            # Lean first: it is cheap to start and fails fast; the model may take minutes to load
-            if self._verifier is None:
-                from malot.lean import load_verifier
+    async def open(self) -> None:
+        """Start the verifier and the model (unless given), the request batcher and the executor."""
+        # Lean first: it is cheap to start and fails fast; the model may take minutes to load
+        if self._verifier is None:
+            from malot.lean import load_verifier
 
-                self._verifier = load_verifier(self.settings.lean)
-                await self._verifier.__aenter__()
-            if self._llm is None:
-                from malot.llm import load_llm
+            self._verifier = load_verifier(self.settings.lean)
+            await self._verifier.__aenter__()
+        if self._llm is None:
+            from malot.llm import load_llm
 
-                model = resolve_setup(self.settings, strategy=self._strategy, template=self._template).model
-                llm_settings = self.settings.llm.model_copy(update={"model": model})
-                self._llm = load_llm(llm_settings)
-                await self._llm.__aenter__()
-            self._batcher = RequestBatcher(self._llm)
-            from malot.lean.acceptance import AcceptanceRule
+            model = resolve_setup(self.settings, strategy=self._strategy, template=self._template).model
+            llm_settings = self.settings.llm.model_copy(update={"model": model})
+            self._llm = load_llm(llm_settings)
+            await self._llm.__aenter__()
+        self._batcher = RequestBatcher(self._llm)
+        from malot.lean.acceptance import AcceptanceRule
 
-            self._rule = AcceptanceRule.from_settings(self.settings.lean)
-            ex = self.settings.executor
-            lean_slots = (
-                ex.lean_slots
-                or verifier_concurrency(self._verifier)
-                or self.settings.lean.pool_size
-                or max(1, (os.cpu_count() or 2) - 1)
-            )
-            self._executor = Executor(
-                limits={"llm": ex.llm_slots, "lean": lean_slots},
-                trace=self._sink,
-                attempt_timeout=ex.attempt_timeout_s,
-            )
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+        self._rule = AcceptanceRule.from_settings(self.settings.lean)
+        ex = self.settings.executor
+        lean_slots = (
+            ex.lean_slots
+            or verifier_concurrency(self._verifier)
+            or self.settings.lean.pool_size
+            or max(1, (os.cpu_count() or 2) - 1)
+        )
+        self._executor = Executor(
+            limits={"llm": ex.llm_slots, "lean": lean_slots},
+            trace=self._sink,
+            attempt_timeout=ex.attempt_timeout_s,
+        )
 
     async def aclose(self) -> None:
         """Close what the prover owns (the LLM and verifier it built) and flush the trace."""
@@ -501,8 +497,8 @@ async def prove(
     strategy: str | None = None,
     samples: int | None = None,
     rounds: int | None = None,
-    llm: Any = None,
-    verifier: Any = None,
+    llm: LLM | None = None,
+    verifier: Verifier | None = None,
     demos: Sequence[Mapping[str, str]] | None = None,
     trace: str | Path | None = None,
 ) -> ProofResult:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Any
+
+from malot.llm.base import LLM, Capabilities, GenerationRequest, GenerationResult
+from malot.resources import AsyncResource
 
 __all__ = ["RequestBatcher"]
 
@@ -21,18 +23,19 @@ class _Batch:
     __slots__ = ("calls", "task")
 
     def __init__(self) -> None:
-        self.calls: list[tuple[list[Any], asyncio.Future[list[Any]]]] = []
+        self.calls: list[tuple[list[GenerationRequest], asyncio.Future[list[GenerationResult]]]] = []
         self.task: asyncio.Task[None] | None = None
 
 
-class RequestBatcher:
-    """Wraps an LLM; ``generate`` calls made within ``window_s`` of each other share one backend call.
+class RequestBatcher(AsyncResource):
+    """Wraps an LLM (and is one); ``generate`` calls made within ``window_s`` of each other share one backend call.
 
-    Everything else (``capabilities``, ``aclose``, attributes) is the wrapped LLM's. A caller cancelled while its
-    batch runs just drops its results; the batch is cancelled only when every caller in it was.
+    ``capabilities`` are the wrapped LLM's; :meth:`aclose` cancels running batches but leaves the wrapped LLM to its
+    owner. A caller cancelled while its batch runs just drops its results; the batch is cancelled only when every
+    caller in it was.
     """
 
-    def __init__(self, llm: Any, *, window_s: float = 0.0, max_requests: int = 256) -> None:
+    def __init__(self, llm: LLM, *, window_s: float = 0.0, max_requests: int = 256) -> None:
         self.llm = llm
         self.window_s = window_s
         self.max_requests = max_requests
@@ -40,10 +43,12 @@ class RequestBatcher:
         self._running: set[asyncio.Task[None]] = set()
         self.batches = 0
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.llm, name)
+    @property
+    def capabilities(self) -> Capabilities:
+        """The wrapped LLM's capabilities."""
+        return self.llm.capabilities
 
-    async def generate(self, requests: Sequence[Any]) -> list[Any]:
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Queue ``requests`` into the open batch and wait for their results."""
         loop = asyncio.get_running_loop()
         batch = self._open
@@ -53,7 +58,7 @@ class RequestBatcher:
             batch.task = loop.create_task(self._flush(batch))
             self._running.add(batch.task)
             batch.task.add_done_callback(self._running.discard)
-        future: asyncio.Future[list[Any]] = loop.create_future()
+        future: asyncio.Future[list[GenerationResult]] = loop.create_future()
         batch.calls.append((list(requests), future))
         try:
             return await asyncio.shield(future)

@@ -26,14 +26,14 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
 from malot.config import Settings
 from malot.errors import ConfigError
 from malot.llm.base import Capabilities, GenerationRequest, GenerationResult, LogitsProcessor
+from malot.resources import AsyncResource
 
 if TYPE_CHECKING:
     import click
@@ -221,7 +221,7 @@ def start_decoding_runs(values: Mapping[str, Any], context: DecodingContext) -> 
     return runs
 
 
-class LogitsProcessorLLM:
+class LogitsProcessorLLM(AsyncResource):
     """Wraps a model so every generation request also carries ``processors`` (scoring requests are left alone)."""
 
     def __init__(self, llm: LLM, processors: Sequence[LogitsProcessor]) -> None:
@@ -246,16 +246,8 @@ class LogitsProcessorLLM:
     async def aclose(self) -> None:
         """Nothing to release: the wrapped model is closed by its owner."""
 
-    async def __aenter__(self) -> Self:
-        return self
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
-
-
-class DecodingSession:
+class DecodingSession(AsyncResource):
     """The decoding runs of one proof: enter to get :attr:`llm` (``None``: the prover builds its own), exit to close.
 
     When a run adds logits processors and no run chose a model, the session builds the configured model itself
@@ -268,31 +260,22 @@ class DecodingSession:
         self.llm: LLM | None = None
         self._own: LLM | None = None
 
-    async def __aenter__(self) -> Self:
-        try:
-            llm: LLM | None = None
-            for run in self.runs:
-                llm = await run.adjust_llm(llm)
-            processors = [p for run in self.runs for p in run.logits_processors()]
-            if processors:
-                if llm is None:
-                    from malot.llm import load_llm
-                    from malot.provers.api import resolve_setup
+    async def open(self) -> None:
+        """Let every run adjust the model; wrap it with the runs' logits processors."""
+        llm: LLM | None = None
+        for run in self.runs:
+            llm = await run.adjust_llm(llm)
+        processors = [p for run in self.runs for p in run.logits_processors()]
+        if processors:
+            if llm is None:
+                from malot.llm import load_llm
+                from malot.provers.api import resolve_setup
 
-                    model = resolve_setup(self.settings).model  # the preset's model, as the prover would load
-                    self._own = load_llm(self.settings.llm.model_copy(update={"model": model}))
-                    llm = await self._own.__aenter__()
-                llm = LogitsProcessorLLM(llm, processors)
-            self.llm = llm
-        except BaseException:
-            await self.aclose()
-            raise
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
+                model = resolve_setup(self.settings).model  # the preset's model, as the prover would load
+                self._own = load_llm(self.settings.llm.model_copy(update={"model": model}))
+                llm = await self._own.__aenter__()
+            llm = LogitsProcessorLLM(llm, processors)
+        self.llm = llm
 
     async def aclose(self) -> None:
         """Close every run (all of them, even when one fails; the first error is raised) and the model built here."""

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from types import TracebackType
 
 from malot.lean.session import ProofState, SessionUnsupportedError, TacticResult
+from malot.resources import AsyncResource
 
 __all__ = ["ToyError", "ToyTacticEnv"]
 
@@ -33,7 +33,7 @@ class ToyError:
 Rule = Sequence[str] | ToyError
 
 
-class ToyTacticEnv:
+class ToyTacticEnv(AsyncResource):
     """The toy goal-rewriting system as a :class:`~malot.lean.session.ProofSession` (see the module docstring)."""
 
     backend = "toy"
@@ -62,14 +62,6 @@ class ToyTacticEnv:
         while self.in_flight < count:
             self._arrived = asyncio.Event()
             await self._arrived.wait()
-
-    async def __aenter__(self) -> ToyTacticEnv:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Mark the environment closed."""

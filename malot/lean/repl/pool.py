@@ -28,7 +28,6 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 from malot.errors import BackendUnavailableError, LeanError, VerifierError
@@ -46,6 +45,7 @@ from malot.lean.repl.protocol import (
     UnpickleEnvironment,
 )
 from malot.lean.sandbox import SandboxKind, resolve_sandbox
+from malot.resources import AsyncResource
 
 if TYPE_CHECKING:
     from malot.config import LeanSettings
@@ -90,7 +90,7 @@ def _sorry(s: ReplSorry, offset: int) -> SorryInfo:
     return info.model_copy(update={"pos": _shift(info.pos, offset), "end_pos": _shift(info.end_pos, offset)})
 
 
-class ReplPool:
+class ReplPool(AsyncResource):
     """REPL processes serving :meth:`check`; use as ``async with ReplPool(argv, size=3) as pool``."""
 
     name = "repl"
@@ -182,14 +182,9 @@ class ReplPool:
 
     # --- lifecycle --------------------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> ReplPool:
+    async def open(self) -> None:
+        """Start the pool when entered with ``async with`` (see :meth:`start`)."""
         await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def start(self) -> None:
         """Start every REPL (and prewarm it); raises if the first ones cannot start at all."""

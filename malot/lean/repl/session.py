@@ -11,7 +11,6 @@ strategy keeps its handles. A REPL that fails again while replaying ends the ses
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from malot.errors import LeanError
@@ -29,6 +28,7 @@ from malot.lean.repl.protocol import (
     UnpickleProofState,
 )
 from malot.lean.session import ProofState, SessionLostError, TacticResult
+from malot.resources import AsyncResource
 
 if TYPE_CHECKING:
     from malot.lean.repl.pool import ReplPool, _Worker
@@ -41,7 +41,7 @@ _FAILURES = (ReplCrashedError, ReplTimeoutError, ReplProtocolError)
 _Recipe = tuple[str, Any, Any]
 
 
-class ReplProofSession:
+class ReplProofSession(AsyncResource):
     """Tactic mode on one REPL of a :class:`~malot.lean.repl.ReplPool` (see the module docstring).
 
     ``commands`` counts REPL commands sent (tactics, starts, replays); ``replays`` counts states re-created after a
@@ -66,14 +66,9 @@ class ReplProofSession:
         self.replays = 0
         self.restarts = 0
 
-    async def __aenter__(self) -> ReplProofSession:
+    async def open(self) -> None:
+        """Take a REPL worker when entered with ``async with``."""
         await self._ensure_worker()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Unpin the REPL (it goes back to serving checks and sessions)."""
