@@ -5,6 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${MALOT_VENV:-.venv}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# bubblewrap: Lean runs candidate proofs in its sandbox (the tests exercise the real bwrap path)
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -q bubblewrap >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q bubblewrap >/dev/null 2>&1; }) \
+    || echo "warning: could not install bubblewrap; Lean will run without the bwrap sandbox" >&2
+fi
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 # shellcheck disable=SC1091
 . "$VENV/bin/activate"

@@ -423,7 +423,7 @@ async def _finish(
         body=screened.code[screened.header_end :],
         allowed_axioms=rule.allowed_axioms,
         allow_native=rule.allow_native,
-        replay=rule.lean4checker,
+        replay=rule.lean4checker or None,  # None: the checker's own default (on where lean4checker is built)
         timeout=timeout,
     )
     update: dict[str, Any] = {
@@ -439,7 +439,7 @@ async def _finish(
         update.update(axioms=verdict.axioms, axioms_allowed=not bad, disallowed_axioms=bad)
     if verdict.kind is not None or verdict.stage in ("type", "kind"):
         update["target_declared"] = verdict.kind == "theorem"
-    if rule.lean4checker:
+    if rule.lean4checker or verdict.replayed is not None:
         update["lean4checker_ok"] = verdict.replayed
     if not verdict.ok:
         update["violations"] = [*checked.violations, f"final check ({verdict.stage}): {verdict.reason}"]

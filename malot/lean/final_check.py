@@ -292,7 +292,7 @@ class FinalChecker:
                 return None
         elif shutil.which("lake") is None:
             return None
-        return cls(
+        checker = cls(
             exe or "lean",
             project=project,
             sandbox=settings.sandbox,
@@ -300,6 +300,11 @@ class FinalChecker:
             memory_limit_mb=settings.memory_limit_mb,
             lean4checker=settings.lean4checker,
         )
+        # a Lake project with lean4checker built replays every accepted candidate's module in the kernel
+        checker.lean4checker = settings.lean4checker or (
+            project is not None and checker.lean4checker_binary() is not None
+        )
+        return checker
 
     def describe(self) -> str:
         """One line: which Lean runs the final check and how it is isolated."""
@@ -543,13 +548,23 @@ class FinalChecker:
                 return verdict(False, "replay", problem, axioms=axioms, kind=kind, messages=messages, replayed=False)
         return verdict(True, "passed", axioms=axioms, kind=kind, messages=messages, replayed=replayed)
 
+    def lean4checker_binary(self) -> str | None:
+        """lean4checker: built in the Lake project (``lake build lean4checker``, see lean_project/), else on PATH."""
+        if self.project is not None:
+            for pkg in ("lean4checker", "Lean4Checker"):
+                built = self.project / ".lake" / "packages" / pkg / ".lake" / "build" / "bin" / "lean4checker"
+                if built.is_file():
+                    return str(built)
+        return shutil.which("lean4checker")
+
     async def _replay(self, cand_module: str, limit: float) -> tuple[str | None, bool | None]:
         """lean4checker over the candidate module: (the problem or None, whether it ran and passed / None if absent)."""
-        exe = shutil.which("lean4checker")
+        exe = self.lean4checker_binary()
         if exe is None:
             return None, None
         scratch = self._dir()
-        argv = wrap_command([exe, cand_module], self.isolation, writable=[scratch], cwd=self.project or scratch)
+        base = [*self._argv[:-1], exe] if self.project is not None else [exe]  # 'lake env lean4checker' in a project
+        argv = wrap_command([*base, cand_module], self.isolation, writable=[scratch], cwd=self.project or scratch)
         env = {**os.environ, "LEAN_PATH": os.pathsep.join(p for p in (str(scratch), os.environ.get("LEAN_PATH")) if p)}
         proc = await asyncio.create_subprocess_exec(
             *argv,
