@@ -272,30 +272,28 @@ def _reasoning_before_code(text: str) -> str | None:
     return head or None
 
 
-class LoTProverAgent(_SamplingAgent):
+class _FirstPassAgent(_SamplingAgent):
+    """Round 0 of an attempt: the template's prover prompt with demonstrations, for the task's sample index."""
+
+    input_type = Task
+    output_type = ProofCandidate
+
+    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
+        assert isinstance(message, Task)
+        rendered = ctx.deps.template.render_prover(ctx.deps.values, ctx.deps.demos)
+        return rendered, 0, int(message.params.get("sample", 0))
+
+
+class LoTProverAgent(_FirstPassAgent):
     """MA-LoT's prover: the template's prover prompt with demonstrations; two-pass long-CoT for ``lot`` templates."""
 
     role = "prover"
-    input_type = Task
-    output_type = ProofCandidate
-
-    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
-        assert isinstance(message, Task)
-        rendered = ctx.deps.template.render_prover(ctx.deps.values, ctx.deps.demos)
-        return rendered, 0, int(message.params.get("sample", 0))
 
 
-class WholeProofAgent(_SamplingAgent):
+class WholeProofAgent(_FirstPassAgent):
     """The whole-proof baseline (DeepSeek-Prover-V1.5 style): one prompt, one sample, stop at the closing fence."""
 
     role = "whole_proof"
-    input_type = Task
-    output_type = ProofCandidate
-
-    def render(self, message: Message, ctx: RunContext[ProverDeps]) -> tuple[RenderedPrompt, int, int]:
-        assert isinstance(message, Task)
-        rendered = ctx.deps.template.render_prover(ctx.deps.values, ctx.deps.demos)
-        return rendered, 0, int(message.params.get("sample", 0))
 
 
 class CorrectorAgent(_SamplingAgent):
