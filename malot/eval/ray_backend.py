@@ -179,20 +179,20 @@ class RayBackend:
         in_flight: dict[asyncio.Future[Any], tuple[int, BenchmarkProblem]] = {}
         dead: set[int] = set()
 
-        def submit(worker: int) -> None:
+        async def submit(worker: int) -> None:
             problem = queue.popleft()
-            recorder.started(problem.name)
+            await recorder.started(problem.name)
             ref = actors[worker].solve.remote(problem.model_dump(mode="json"), budget_dict)
             in_flight[asyncio.wrap_future(ref.future())] = (worker, problem)
 
-        def fill(worker: int) -> None:
+        async def fill(worker: int) -> None:
             busy = sum(1 for w, _ in in_flight.values() if w == worker)
             for _ in range(self.jobs_per_worker - busy):
                 if queue:
-                    submit(worker)
+                    await submit(worker)
 
         for worker in range(len(actors)):
-            fill(worker)
+            await fill(worker)
         try:
             while in_flight:
                 done, _ = await asyncio.wait(list(in_flight), return_when=asyncio.FIRST_COMPLETED)
@@ -213,7 +213,7 @@ class RayBackend:
                                 hint="check the workers' logs, then continue with --resume",
                             ) from exc
                         for w in alive:
-                            fill(w)
+                            await fill(w)
                         continue
                     except Exception as exc:
                         raise MalotError(
@@ -222,9 +222,9 @@ class RayBackend:
                         ) from exc
                     self.workers_seen.add(str(result["worker"]))
                     recorder.attempts([AttemptRecord.from_dict(r) for r in result["records"]])
-                    recorder.finished_problem(ProblemOutcome.from_dict(result["outcome"]))
+                    await recorder.finished_problem(ProblemOutcome.from_dict(result["outcome"]))
                     if worker not in dead:
-                        fill(worker)
+                        await fill(worker)
         finally:
             for other in in_flight:
                 other.cancel()

@@ -3,7 +3,9 @@
 One :class:`EvalRunner` drives one *session* of a run (the first run, or a ``--resume``). It takes the problems the
 store still has open, hands them to a backend (:class:`LocalBackend`: one process, one solver shared by all
 problems, at most ``jobs`` problems in flight; or :class:`~malot.eval.ray_backend.RayBackend`), and writes what the
-backend reports through a :class:`RunRecorder`, which is the only writer of the store.
+backend reports through a :class:`RunRecorder`, which is the only writer of the store. The store's SQLite work runs
+on its own thread (:class:`~malot.sqlite_writer.SQLiteWriter`): the event loop never waits on a commit, attempts
+are queued as they are reported, and a problem's ``done`` mark is committed after all of its attempts.
 """
 
 from __future__ import annotations
@@ -47,27 +49,29 @@ class RunRecorder:
         self.finished: list[ProblemRow] = []
         self._running: set[str] = set()
 
-    def started(self, problem: str) -> None:
-        """A backend began ``problem``."""
-        self.store.mark_running(problem, self.session)
+    async def started(self, problem: str) -> None:
+        """A backend began ``problem`` (committed when this returns)."""
+        await self.store.amark_running(problem, self.session)
         self._running.add(problem)
 
     def attempt(self, record: AttemptRecord) -> None:
-        """Commit one attempt of a running problem."""
+        """Queue one attempt of a running problem for the next commit (returns at once: solvers call this from
+        the event loop)."""
         if record.problem not in self._running:
             raise MalotError(f"a solver reported an attempt for {record.problem!r}, which is not running")
-        self.store.add_attempt(record, self.session)
+        self.store.post_attempts([record], self.session)
 
     def attempts(self, records: Sequence[AttemptRecord]) -> None:
-        """Commit a batch of attempts (from a remote worker) in one transaction."""
+        """Queue a batch of attempts (from a remote worker); they are committed together."""
         for record in records:
             if record.problem not in self._running:
                 raise MalotError(f"a worker reported an attempt for {record.problem!r}, which is not running")
-        self.store.add_attempts(records, self.session)
+        self.store.post_attempts(records, self.session)
 
-    def finished_problem(self, outcome: ProblemOutcome) -> ProblemRow:
-        """Mark a problem done (the transaction that finishes it) and tell the listener."""
-        row = self.store.finish_problem(outcome, self.session)
+    async def finished_problem(self, outcome: ProblemOutcome) -> ProblemRow:
+        """Mark a problem done (the transaction that finishes it, committed after all of its attempts) and tell
+        the listener."""
+        row = await self.store.afinish_problem(outcome, self.session)
         self._running.discard(outcome.problem)
         self.finished.append(row)
         if self.listener is not None:
@@ -106,7 +110,7 @@ class LocalBackend:
 
             async def one(problem: BenchmarkProblem) -> None:
                 async with gate:
-                    recorder.started(problem.name)
+                    await recorder.started(problem.name)
                     began = time.perf_counter()
                     try:
                         outcome = await solver.solve(problem, budget, recorder.attempt)
@@ -116,7 +120,7 @@ class LocalBackend:
                         outcome = ProblemOutcome(problem.name, False, error=f"{type(exc).__name__}: {exc}")
                     if not outcome.wall_s:
                         outcome.wall_s = time.perf_counter() - began
-                    recorder.finished_problem(outcome)
+                    await recorder.finished_problem(outcome)
 
             async with asyncio.TaskGroup() as tg:
                 for problem in problems:
@@ -164,12 +168,12 @@ class EvalRunner:
     async def run(self) -> RunSummary:
         """Solve every open problem; an interruption leaves committed work in place for ``--resume``."""
         began = time.perf_counter()
-        session = self.store.begin_session(self.backend.name)
+        session = await self.store.abegin_session(self.backend.name)
         recorder = RunRecorder(self.store, session, self.listener)
         status = "interrupted"
         try:
-            problems = self.store.problems(status="open")
-            counts = self.store.counts()
+            problems = await self.store.aproblems(status="open")
+            counts = await self.store.acounts()
             if self.listener is not None:
                 self.listener.start(counts["total"], counts["done"], counts["solved"])
             if problems:
@@ -179,8 +183,9 @@ class EvalRunner:
             status = "failed"
             raise
         finally:
-            self.store.end_session(session, status)
-        counts = self.store.counts()
+            # shielded: an interrupt (Ctrl-C cancels this task) must not drop the session's end
+            await asyncio.shield(self.store.aend_session(session, status))
+        counts = await self.store.acounts()
         return RunSummary(
             run_dir=str(self.store.run_dir),
             session=session,

@@ -155,3 +155,31 @@ def test_a_run_in_use_by_a_live_process_cannot_be_resumed(tmp_path: Path) -> Non
     conn.close()
     with pytest.raises(RunStoreError, match=f"being worked on by process {os.getppid()}"):
         store.begin_session("local")
+
+
+def test_the_runner_never_waits_on_sqlite_and_commits_every_attempt(tmp_path: Path) -> None:
+    """While another connection holds the write lock, the run waits on the storage thread and the event loop keeps
+    running; once the lock is released every attempt and every problem is committed."""
+    store = make_run(tmp_path)
+    settings = resume_settings(store, {})
+
+    async def scenario() -> int:
+        blocker = sqlite3.connect(store.path, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        task = asyncio.create_task(EvalRunner(store, settings, LocalBackend(toy_solver, jobs=4)).run())
+        ticks = 0
+        while ticks < 20:  # the loop runs while the run's first write waits for the lock
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not task.done()
+        committed = blocker.execute("SELECT COUNT(*) FROM sessions").fetchone()[0]
+        blocker.execute("COMMIT")
+        blocker.close()
+        summary = await task
+        assert summary.status == "finished"
+        return int(committed)
+
+    assert asyncio.run(scenario()) == 0
+    counts = store.counts()
+    assert counts["done"] == 12 and counts["attempts"] == 12 * 3
+    assert [s["status"] for s in store.sessions()] == ["finished"]
