@@ -276,6 +276,7 @@ class _Lexer:
         if src[j] == "\\":
             k = self.escape(j + 1, interpolated=False)
             if k < 0:
+                self.blank(i, -1 - k)
                 return -1 - k
             j = k
         else:
@@ -284,8 +285,10 @@ class _Lexer:
             self.blank(i, j + 1)
             self.spans.append(Span(i, j + 1, "char"))
             return j + 1
-        self.error(min(j + 1, n), "missing end of character literal")
-        return min(j + 1, n)
+        end = min(j + 1, n)  # Lean consumed the character where the closing quote should be
+        self.error(end, "missing end of character literal")
+        self.blank(i, end)
+        return end
 
     def block_comment(self, i: int) -> int:
         """``i`` is at ``/-``; return the index after the closing ``-/`` (nesting), or the end of input."""
@@ -324,6 +327,7 @@ class _Lexer:
                 k = src.find("»", j + 1)
                 if k < 0:
                     self.error(j + 1, "unterminated identifier escape")
+                    self.blank(i, j + 1)  # Lean resumes reading code after the "«"
                     return j + 1, src[i : j + 1]
                 j = k + 1
             else:
@@ -425,6 +429,11 @@ class _Lexer:
             if c == "`" and i + 1 < n and (is_id_first(src[i + 1]) or src[i + 1] == "«"):
                 i, _ = self.identifier(i + 1)  # a name literal: never a keyword
                 self.after_operand(frame, expect)
+                continue
+            if c == "#" and i + 1 < n and src[i + 1].isascii() and src[i + 1].isalpha():
+                i += 1  # a "#command" token: Lean's token table holds "#" + letters, digits and "_"
+                while i < n and src[i].isascii() and (src[i].isalnum() or src[i] == "_"):
+                    i += 1
                 continue
             if c.isascii() and c.isdigit():
                 i = self.number(i)
@@ -610,7 +619,8 @@ def tokenize(view: str) -> list[Token]:
             while i < n:
                 if view[i] == "«":
                     j = view.find("»", i + 1)
-                    j = n if j < 0 else j
+                    if j < 0:
+                        break  # unterminated: the lexer reported it (and blanked it in views it made)
                     parts.append(view[i + 1 : j])
                     i = min(j + 1, n)
                 elif is_id_first(view[i]):
@@ -625,11 +635,15 @@ def tokenize(view: str) -> list[Token]:
                     i += 1
                 else:
                     break
+            if not parts:  # a lone, unterminated "«"
+                out.append(Token(c, start, "symbol"))
+                i = start + 1
+                continue
             out.append(Token(view[start:i], start, "ident", tuple(parts)))
             continue
-        if c == "#" and i + 1 < n and is_id_first(view[i + 1]):
+        if c == "#" and i + 1 < n and view[i + 1].isascii() and view[i + 1].isalpha():
             j = i + 1
-            while j < n and is_id_rest(view[j]):
+            while j < n and view[j].isascii() and (view[j].isalnum() or view[j] == "_"):
                 j += 1
             out.append(Token(view[i:j], i, "command"))
             i = j
