@@ -150,13 +150,18 @@ def load_dataset(
     leandojo_header: str = "import Mathlib\n",
     leandojo_source: str | Path | None = None,
 ) -> Dataset:
-    """Load a dataset from a spec: ``minif2f`` (shipped with malot), a ``.jsonl`` file, a LeanDojo ``.json`` file
-    or benchmark folder, or a Lean project folder (its theorems proved by ``sorry``)."""
+    """Load a dataset from a spec: ``minif2f`` or ``putnambench[:given|:produced]`` (shipped with malot), a
+    ``.jsonl`` file, a LeanDojo ``.json`` file or benchmark folder, or a Lean project folder (its theorems proved
+    by ``sorry``)."""
     text = str(spec)
     if text.lower() in ("minif2f", "minif2f-lean4"):
         from malot.data import MINIF2F_JSONL
 
         dataset = load_jsonl(MINIF2F_JSONL, name="minif2f")
+    elif text.lower().split(":", 1)[0] == "putnambench":
+        from malot.eval.putnam import load_putnambench
+
+        dataset = load_putnambench(text.split(":", 1)[1] if ":" in text else "given")
     else:
         path = Path(text).expanduser()
         if not path.exists():

@@ -1,0 +1,102 @@
+"""PutnamBench as shipped: every problem parses, both answer modes, and the produced-solution check."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from malot.data import PUTNAMBENCH_JSONL
+from malot.errors import DatasetError
+from malot.eval.datasets import load_dataset
+from malot.eval.putnam import check_solution, load_putnambench, produced_target, putnam_entries
+
+
+def test_all_672_problems_parse_and_346_have_a_solution_to_fill() -> None:
+    entries = putnam_entries()
+    assert len(entries) == 672
+    assert sum(e.solution_name is not None for e in entries) == 346
+    rows = [json.loads(line) for line in PUTNAMBENCH_JSONL.read_text(encoding="utf-8").splitlines()]
+    for entry, row in zip(entries, rows, strict=True):
+        assert entry.name == row["name"]
+        assert entry.statement.startswith(f"theorem {entry.name}") and entry.statement.endswith(":= by")
+        assert "sorry" not in entry.statement and "sorry" not in entry.header
+        assert entry.header.startswith("import Mathlib")
+
+
+def test_given_mode_substitutes_the_published_answer() -> None:
+    dataset = load_dataset("putnambench")
+    problem = dataset.get("putnam_1962_a5")
+    assert "abbrev putnam_1962_a5_solution : ℕ → ℕ := fun n : ℕ => n * (n + 1) * 2^(n - 2)\n" in problem.header
+    assert "sorry" not in problem.header
+    noncomputable = dataset.get("putnam_1963_a3")
+    assert "noncomputable abbrev putnam_1963_a3_solution : (ℝ → ℝ) → ℕ → ℝ → ℝ → ℝ := fun" in noncomputable.header
+    assert dataset.get("putnam_1962_a1").header == "import Mathlib\n\nopen MeasureTheory\n\n"
+
+
+def test_produced_mode_names_the_solution_but_never_shows_the_answer() -> None:
+    given = load_putnambench("given")
+    produced = load_dataset("putnambench:produced")
+    entries = {e.name: e for e in putnam_entries()}
+    for g, p in zip(given.problems, produced.problems, strict=True):
+        assert g.statement == p.statement
+        entry = entries[p.name]
+        if entry.solution_name is None:
+            assert g.header == p.header
+        else:
+            assert entry.solution_answer is not None and f":= {entry.solution_answer}" not in p.header
+            assert ":= ...`" in p.header and "-- " + entry.solution_answer not in p.header
+            assert f"`{entry.solution_keyword} {entry.solution_name} : {entry.solution_type} := ...`" in p.header
+    with pytest.raises(DatasetError):
+        load_putnambench("guessed")
+
+
+_ENTRY = next(e for e in putnam_entries() if e.name == "putnam_1962_a5")
+_GOOD = (
+    "abbrev putnam_1962_a5_solution : ℕ → ℕ := fun n => n * (n + 1) * 2 ^ (n - 2)\n\n"
+    + _ENTRY.statement
+    + "\n  intro n hn\n  sorry_free_proof_here\n"
+)
+
+
+def _check(candidate: str) -> list[str]:
+    assert _ENTRY.solution_name is not None and _ENTRY.solution_type is not None
+    return check_solution(
+        candidate,
+        solution_name=_ENTRY.solution_name,
+        solution_type=_ENTRY.solution_type,
+        theorem_name=_ENTRY.name,
+        statement=_ENTRY.statement,
+    ).reasons
+
+
+def test_the_solution_check_accepts_a_plain_solution_and_builds_the_target() -> None:
+    assert _check(_GOOD) == []
+    assert _ENTRY.solution_name is not None and _ENTRY.solution_type is not None
+    check = check_solution(
+        _GOOD,
+        solution_name=_ENTRY.solution_name,
+        solution_type=_ENTRY.solution_type,
+        theorem_name=_ENTRY.name,
+        statement=_ENTRY.statement,
+    )
+    target = produced_target(_ENTRY.header_for("produced"), _ENTRY.statement, _ENTRY.name, check)
+    assert target.header.endswith("fun n => n * (n + 1) * 2 ^ (n - 2)\n\n") and target.statement == _ENTRY.statement
+
+
+def test_the_solution_check_rejects_sorry_axioms_changed_types_and_statements() -> None:
+    left_as_sorry = _GOOD.replace("fun n => n * (n + 1) * 2 ^ (n - 2)", "sorry")
+    assert any("defined with sorry" in r for r in _check(left_as_sorry))
+    through_axiom = "axiom answer : ℕ → ℕ\n\nabbrev putnam_1962_a5_solution : ℕ → ℕ := answer\n\n" + _ENTRY.statement
+    assert any("axiom answer" in r for r in _check(through_axiom))
+    opaque = "opaque answer : ℕ → ℕ\n\nabbrev putnam_1962_a5_solution : ℕ → ℕ := answer\n\n" + _ENTRY.statement
+    assert any("opaque answer" in r for r in _check(opaque))
+    changed = _GOOD.replace("∀ n ≥ 2", "∀ n ≥ 3")
+    assert any("statement of putnam_1962_a5 was changed" in r for r in _check(changed))
+    retyped = _GOOD.replace("_solution : ℕ → ℕ", "_solution : ℕ → ℤ")
+    assert any("must keep its type" in r for r in _check(retyped))
+    helper_def = "def helper : ℕ := 2\n\n" + _GOOD
+    assert any("def helper" in r for r in _check(helper_def))
+    assert any("exactly once" in r for r in _check(_ENTRY.statement + "\n  simp\n"))
+    sorry_ax = _GOOD.replace("fun n => n * (n + 1) * 2 ^ (n - 2)", "sorryAx _ false")
+    assert any("sorryAx" in r for r in _check(sorry_ax))
