@@ -15,14 +15,14 @@ import difflib
 import inspect
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import BaseModel
 
 from malot.errors import MalotError, ToolError
 from malot.tools.base import TOOL_ATTRIBUTE, Tool, tool_of
 
-__all__ = ["Isolation", "ToolRegistry", "default_registry", "tool"]
+__all__ = ["Isolation", "ToolOptions", "ToolRegistry", "default_registry", "tool"]
 
 Isolation = Literal["auto", "inline", "thread", "process"]
 F = TypeVar("F", bound=Callable[..., Any])
@@ -223,58 +223,42 @@ def default_registry() -> ToolRegistry:
         return _DEFAULT
 
 
+class ToolOptions(TypedDict, total=False):
+    """What :func:`tool` accepts besides the function (the keyword arguments of :meth:`Tool.from_function`)."""
+
+    name: str | None
+    description: str | None
+    input_model: type[BaseModel] | None
+    output_model: type[BaseModel] | None
+    family: str
+    paper: str
+    tags: Sequence[str]
+    heavy: bool
+
+
 @overload
-def tool(fn: F) -> F: ...
+def tool(fn: F, *, registry: ToolRegistry | None = None, **options: Unpack[ToolOptions]) -> F: ...
 
 
 @overload
 def tool(
-    fn: None = None,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    input_model: type[BaseModel] | None = None,
-    output_model: type[BaseModel] | None = None,
-    family: str = "",
-    paper: str = "",
-    tags: Sequence[str] = (),
-    heavy: bool = False,
-    registry: ToolRegistry | None = None,
+    fn: None = None, *, registry: ToolRegistry | None = None, **options: Unpack[ToolOptions]
 ) -> Callable[[F], F]: ...
 
 
 def tool(
-    fn: F | None = None,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    input_model: type[BaseModel] | None = None,
-    output_model: type[BaseModel] | None = None,
-    family: str = "",
-    paper: str = "",
-    tags: Sequence[str] = (),
-    heavy: bool = False,
-    registry: ToolRegistry | None = None,
+    fn: F | None = None, *, registry: ToolRegistry | None = None, **options: Unpack[ToolOptions]
 ) -> F | Callable[[F], F]:
     """Register a plain typed function as a tool, and return the function unchanged (with ``__malot_tool__`` set).
 
-    Use bare (``@tool``) or with options (``@tool(family="weights", heavy=True)``). The input model is derived from
-    the signature unless the function takes one pydantic model argument or ``input_model`` is given; the output
-    model is the return annotation if it is a pydantic model, else ``{"result": <return type>}``.
+    Use bare (``@tool``) or with options (``@tool(family="weights", heavy=True)``; see :class:`ToolOptions`). The
+    input model is derived from the signature unless the function takes one pydantic model argument or
+    ``input_model`` is given; the output model is the return annotation if it is a pydantic model, else
+    ``{"result": <return type>}``. ``registry`` defaults to the default registry.
     """
 
     def decorate(f: F) -> F:
-        t = Tool.from_function(
-            f,
-            name=name,
-            description=description,
-            input_model=input_model,
-            output_model=output_model,
-            family=family,
-            paper=paper,
-            tags=tags,
-            heavy=heavy,
-        )
+        t = Tool.from_function(f, **options)
         setattr(f, TOOL_ATTRIBUTE, t)
         (registry if registry is not None else default_registry()).register(t)
         return f
