@@ -43,6 +43,7 @@ __all__ = [
     "ProofState",
     "SessionLostError",
     "SessionUnsupportedError",
+    "SessionVerifier",
     "TacticResult",
     "confirm_proof",
     "normalize_goals",
@@ -158,6 +159,44 @@ class ProofSession(Protocol):
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+class SessionVerifier:
+    """A verifier for whole proofs plus a separate source of proof sessions (e.g. LeanDojo next to a REPL pool).
+
+    ``check`` and the context manager go to ``verifier``; ``open_session`` to ``sessions.open_session``; other
+    attributes (``name``, ``sandboxed``, ...) are the verifier's.
+    """
+
+    def __init__(self, verifier: Any, sessions: Any) -> None:
+        self.verifier = verifier
+        self.sessions = sessions
+
+    def open_session(self, **kwargs: Any) -> ProofSession:
+        """A proof session from ``sessions``."""
+        session: ProofSession = self.sessions.open_session(**kwargs)
+        return session
+
+    async def check(self, snippets: Sequence[Any], timeout: float | None = None) -> list[CheckResult]:  # noqa: ASYNC109
+        """The verifier's whole-snippet check."""
+        results: list[CheckResult] = await self.verifier.check(snippets, timeout)
+        return results
+
+    async def aclose(self) -> None:
+        """Close the verifier."""
+        await self.verifier.aclose()
+
+    async def __aenter__(self) -> SessionVerifier:
+        await self.verifier.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.verifier.__aexit__(exc_type, exc, tb)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.verifier, name)
 
 
 async def confirm_proof(
