@@ -197,6 +197,7 @@ class _LiveProgress:
         self.no_code = 0
         self.round = 0
         self.done = 0
+        self.search: dict[str, dict[str, Any]] = {}
 
     def start(self, name: str) -> None:
         """Show the bar."""
@@ -207,11 +208,22 @@ class _LiveProgress:
         """Hide the bar's live refresh (the final state stays printed)."""
         self.progress.stop()
 
+    def search_status(self) -> str:
+        """Tactic-search progress over the attempts: expansions, open states, best score."""
+        runs = self.search.values()
+        scores = [float(p["best_score"]) for p in runs if p.get("best_score") is not None]
+        best = f" · best {max(scores):.2f}" if scores else ""
+        expansions = sum(int(p.get("expansions", 0)) for p in runs)
+        return f"expansions {expansions} · open {sum(int(p.get('open', 0)) for p in runs)}{best}"
+
     def on_event(self, event: dict[str, Any]) -> None:
         """Update counters from one trace event."""
         if self.task is None:
             return
         kind = event.get("type")
+        search = event.get("data", {}).get("search") if kind == "note" else None
+        if isinstance(search, dict) and "attempt_id" in event.get("data", {}):
+            self.search[str(event["data"]["attempt_id"])] = search  # live tactic-search progress
         if kind == "step":
             for note in event.get("notes", []):
                 if "round" in note:
@@ -229,4 +241,6 @@ class _LiveProgress:
         status = f"round {self.round} · verified {self.verified} · failed {self.failed}" + (
             f" (no Lean call {self.no_code})" if self.no_code else ""
         )
+        if self.search:
+            status = f"{self.search_status()} · verified {self.verified} · failed {self.failed}"
         self.progress.update(self.task, status=status)

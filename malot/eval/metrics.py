@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from malot.eval.problems import CATEGORIES
@@ -72,6 +72,9 @@ class ComputeLedger:
     run_wall_s: float
     solved: int
     abandoned_attempts: int
+    expansions: int = 0
+    tactic_calls: int = 0
+    search_by_problem: dict[str, dict[str, int]] = field(default_factory=dict)
 
     @property
     def per_solved(self) -> dict[str, float | None]:
@@ -99,7 +102,15 @@ def compute_ledger(
     """Sum every attempt a run made (including those of interrupted sessions, which were real compute).
 
     ``samples`` counts distinct (problem, session, sample) triples; ``run_wall_s`` sums the sessions' durations.
+    Tactic-search attempts (``flags["search"]``) add their expansions and tactic calls, in total and per problem.
     """
+    by_problem: dict[str, dict[str, int]] = {}
+    for a in attempts:
+        search = (a.get("flags") or {}).get("search")
+        if isinstance(search, dict):
+            row = by_problem.setdefault(str(a["problem"]), {"expansions": 0, "tactic_calls": 0})
+            row["expansions"] += int(search.get("expansions", 0))
+            row["tactic_calls"] += int(search.get("tactic_calls", 0))
     samples = len({(a["problem"], a["session"], a["sample"]) for a in attempts})
     run_wall = 0.0
     for s in sessions:
@@ -116,4 +127,7 @@ def compute_ledger(
         run_wall_s=run_wall,
         solved=solved,
         abandoned_attempts=sum(1 for a in attempts if a["id"] not in final_attempt_ids),
+        expansions=sum(r["expansions"] for r in by_problem.values()),
+        tactic_calls=sum(r["tactic_calls"] for r in by_problem.values()),
+        search_by_problem=by_problem,
     )

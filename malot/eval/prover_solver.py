@@ -165,6 +165,9 @@ def _record(
     thought = candidate.thought
     if thought and thought not in raw:  # two-pass (LoT) templates: the reasoning came from a first generation
         flags["thought"] = thought
+    search = getattr(candidate, "search", None)
+    if isinstance(search, dict) and search:
+        flags["search"] = search  # tactic-search counts (expansions, tactic calls) for the ledger
     if feedback is not None:
         flags.update(feedback.details.get("flags") or {})
         flags["lean_status"] = feedback.details.get("status")

@@ -170,6 +170,11 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
         f"| Lean CPU-seconds | {led['lean_cpu_s']:.2f} | {_fmt(per['lean_cpu_s'])} |",
         f"| Lean wall seconds | {led['lean_s']:.2f} | |",
         f"| run wall seconds | {led['run_wall_s']:.2f} | {_fmt(per['run_wall_s'])} |",
+        *(
+            [f"| tactic search: expansions / tactic calls | {led['expansions']} / {led['tactic_calls']} | |"]
+            if led.get("expansions") or led.get("tactic_calls")
+            else []
+        ),
         "",
         "## Verification time",
         "",
