@@ -21,6 +21,7 @@ JSON object mapping prompt substrings to responses.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -82,6 +83,11 @@ class ScriptedLLM(BaseLLM):
     log-probability (or one per token); without it the model reports no prompt-log-prob capability, so strategies
     that need scoring fail with a :class:`~malot.errors.CapabilityError`, as on a real backend without it.
     ``default`` answers prompts that match no key of a mapping (otherwise that is an error).
+
+    For tests of timing and cancellation, without writing a wrapper: ``latency_s`` makes every ``generate`` call take
+    that long (a number, or a function of the request: the slowest request of a batch sets the call's delay), and
+    ``gate`` holds every call until the event is set. :attr:`held` counts the calls waiting now, and
+    :meth:`wait_held` waits (without polling) until that many are waiting: a test knows the model is "busy".
     """
 
     def __init__(
@@ -92,7 +98,13 @@ class ScriptedLLM(BaseLLM):
         on_exhausted: OnExhausted = "error",
         scorer: Scorer | None = None,
         capabilities: Capabilities | None = None,
+        latency_s: float | Callable[[GenerationRequest], float] = 0.0,
+        gate: asyncio.Event | None = None,
     ) -> None:
+        self.latency_s = latency_s
+        self.gate = gate
+        self.held = 0
+        self._held_changed: asyncio.Condition | None = None
         self._function: ScriptFunction | None = None
         self._queue: _Queue | None = None
         self._mapping: dict[str, _Queue] = {}
@@ -136,7 +148,38 @@ class ScriptedLLM(BaseLLM):
     async def _generate(self, requests: list[GenerationRequest]) -> list[GenerationResult]:
         self.calls.append(list(requests))
         self.requests.extend(requests)
+        delay = max((self._latency(r) for r in requests), default=0.0)
+        if delay > 0 or self.gate is not None:
+            await self._hold(delay)
         return [self._answer(r) for r in requests]
+
+    def _latency(self, request: GenerationRequest) -> float:
+        return float(self.latency_s(request) if callable(self.latency_s) else self.latency_s)
+
+    def _condition(self) -> asyncio.Condition:
+        if self._held_changed is None:
+            self._held_changed = asyncio.Condition()
+        return self._held_changed
+
+    async def _hold(self, delay: float) -> None:
+        """Wait for the gate, then the latency, counted in :attr:`held` (cancellation leaves the count right)."""
+        condition = self._condition()
+        async with condition:
+            self.held += 1
+            condition.notify_all()
+        try:
+            if self.gate is not None:
+                await self.gate.wait()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        finally:
+            self.held -= 1
+
+    async def wait_held(self, count: int = 1) -> None:
+        """Return once at least ``count`` ``generate`` calls are waiting at the gate or in their latency."""
+        condition = self._condition()
+        async with condition:
+            await condition.wait_for(lambda: self.held >= count)
 
     def _answer(self, request: GenerationRequest) -> GenerationResult:
         text = prompt_text(request)

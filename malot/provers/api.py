@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -275,6 +276,30 @@ class Prover(AsyncResource):
         if self._own_llm and self._llm is not None:
             llm, self._llm = self._llm, None
             await llm.aclose()
+
+    @contextlib.asynccontextmanager
+    async def override(self, *, llm: LLM | None = None, verifier: Verifier | None = None) -> AsyncIterator[Prover]:
+        """Use ``llm`` and/or ``verifier`` instead of the prover's own for the proofs started inside the block.
+
+        For tests (as pydantic-ai's ``Agent.override``): swap in a scripted or gated model, or another verifier,
+        on a prover that is already open. Proofs already running keep what they started with; on exit the
+        prover's own model and verifier are back. The overriding objects are used as given (not closed).
+        """
+        if self._executor is None:
+            raise ConfigError("the prover is not open", hint="use 'async with Prover(...) as prover:'")
+        saved = (self._llm, self._verifier, self._batcher)
+        batcher: RequestBatcher | None = None
+        if llm is not None:
+            batcher = RequestBatcher(llm)
+            self._llm, self._batcher = llm, batcher
+        if verifier is not None:
+            self._verifier = verifier
+        try:
+            yield self
+        finally:
+            self._llm, self._verifier, self._batcher = saved
+            if batcher is not None:
+                await batcher.aclose()
 
     def _demonstrations(self, problem: Problem, template: ModelTemplate) -> list[Demo]:
         if self._demos is not None:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
-from typing import Any
 
 import pytest
 
 from malot.agents import Budget
 from malot.lean.file_backend import LeanFileVerifier
-from malot.llm import GenerationRequest, GenerationResult, ScriptedLLM, prompt_text
+from malot.llm import GenerationRequest, ScriptedLLM, prompt_text
 from malot.provers import Prover
 
 from .helpers import load_suite, lot_answers, problem_of, settings
@@ -119,15 +117,6 @@ async def test_budget_exhausted_stops_corrections(lean_verifier: LeanFileVerifie
     assert len(llm.requests) == 4  # two samples, two passes each; no corrector call
 
 
-class _SlowCorrector(ScriptedLLM):
-    """The scripted model, but corrector prompts wait a long time (a slow GPU)."""
-
-    async def generate(self, requests: Any) -> list[GenerationResult]:
-        if any("Here are the error messages" in prompt_text(r) for r in requests):
-            await asyncio.sleep(60)
-        return await super().generate(requests)
-
-
 async def test_first_success_cancels_other_attempts(lean_verifier: LeanFileVerifier) -> None:
     wrong_or_right = lot_answers(SUITE, wrong_rounds=0)
 
@@ -137,7 +126,10 @@ async def test_first_success_cancels_other_attempts(lean_verifier: LeanFileVerif
             return f"  {AND_SWAP['wrong_proof']}\n```"  # samples 1-3 are wrong and go to the (slow) corrector
         return text
 
-    llm = _SlowCorrector(answer)
+    def slow_corrector(request: GenerationRequest) -> float:  # corrector prompts wait a long time (a slow GPU)
+        return 60.0 if "Here are the error messages" in prompt_text(request) else 0.0
+
+    llm = ScriptedLLM(answer, latency_s=slow_corrector)
     started = time.perf_counter()
     async with Prover(settings(samples=4, rounds=2, seed=0), llm=llm, verifier=lean_verifier) as prover:
         result = await prover.prove(problem_of(AND_SWAP))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ import pytest
 
 from malot.config import Settings
 from malot.lean.file_backend import LeanFileVerifier
-from malot.llm import GenerationRequest, GenerationResult
 from malot.llm.fake import ScriptedLLM
 from malot.server.app import create_app
 from malot.server.runtime import ProverRuntime
@@ -35,29 +34,6 @@ pytestmark = pytest.mark.lean
 
 def _settings(**prover: Any) -> Settings:
     return Settings.model_validate({"prover": prover, "retrieval": {"retriever": "none", "k": 0}})
-
-
-class GatedLLM:
-    """Delegates to a scripted model once ``gate`` is set (to hold a job in flight)."""
-
-    def __init__(self, inner: ScriptedLLM, gate: asyncio.Event) -> None:
-        self.inner = inner
-        self.gate = gate
-        self.capabilities = inner.capabilities
-        self.name = "gated"
-
-    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        await self.gate.wait()
-        return await self.inner.generate(requests)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
-
-    async def __aenter__(self) -> GatedLLM:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
 
 @pytest.fixture
@@ -92,7 +68,7 @@ async def test_submit_stream_result_with_real_lean(runtime: ProverRuntime) -> No
 
 async def test_cancel_with_the_real_prover(lean_exe: Path) -> None:
     gate = asyncio.Event()
-    llm = GatedLLM(ScriptedLLM(lot_answers(BY_NAME)), gate)
+    llm = ScriptedLLM(lot_answers(BY_NAME), gate=gate)  # holds the job in flight until the gate opens
     async with (
         LeanFileVerifier(lean_exe, workers=1, sandbox="off") as verifier,
         ProverRuntime(_settings(samples=2), llm=llm, verifier=verifier) as rt,
@@ -101,10 +77,7 @@ async def test_cancel_with_the_real_prover(lean_exe: Path) -> None:
         record = SUITE[0]
         body = {"statement": record["statement"], "header": record["header"]}
         job = (await client.post("/v1/jobs", json=body)).json()
-        for _ in range(200):
-            if (await client.get(job["result_url"])).json()["status"] == "running":
-                break
-            await asyncio.sleep(0.01)
+        await llm.wait_held()  # the job is running: its first model call waits at the gate
         await client.post(f"/v1/jobs/{job['job_id']}/cancel")
         view = await _wait_done(client, job["job_id"])
         assert view["status"] == "cancelled"
