@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("malot.cli.serve", "Serve the HTTP API: proving jobs with streaming, and proof verification."),
     "llm": ("malot.cli.llm", "Generate, score or show capabilities with an LLM backend (vLLM, HTTP, hf, script)."),
     "dev": ("malot.cli.dev", "Developer utilities: build tiny offline test models."),
+    "trace": ("malot.cli.trace", "Show a trace file: attempts, steps and tactic-search trees."),
 }
 
 
