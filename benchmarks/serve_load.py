@@ -1,18 +1,28 @@
 """Load on ``malot serve``: 200 concurrent job submissions against a queue of 50, a kill -9 and restart mid-run.
 
 The server runs for real (uvicorn on 127.0.0.1, a subprocess) with the scripted model and the real Lean 4.35 test
-fixture on the prelude theorem suite (tests/data/prelude_suite). Every request must be answered (202 or 429), and
-every accepted job must finish after the restart: ``lost_jobs`` counts those that did not. Baseline in the same
-run: the same burst of concurrent requests to ``/health`` (the HTTP stack with no job work).
+fixture on the prelude theorem suite (tests/data/prelude_suite). Each repeat:
+
+1. 200 ``GET /health`` at once (the baseline: the HTTP stack with no job work), then 200 ``POST /v1/jobs`` at
+   once: every request must be answered (202 or 429);
+2. waits until the job store (the SQLite file, read from outside) shows jobs running *and* jobs queued, then
+   sends SIGKILL, so the kill provably lands mid-run (``unfinished_at_kill`` counts the jobs it caught);
+3. restarts the server on the same store and waits for every accepted job. ``lost_jobs`` counts real losses: a job
+   the restarted server does not know (vanished) or one that never finishes (stuck, within 120 s). Jobs that
+   finished without a proof are counted apart (``not_proved_jobs``); ``requeued_jobs`` counts the jobs that were
+   running at the kill and were queued again by the restart.
+
+Latencies are per request, from the client's send to the full answer; each figure is the mean over the repeats
+(spread in ``details``).
 
     python benchmarks/serve_load.py --quick --out serve_load.json
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -21,8 +31,9 @@ from typing import Any
 
 import httpx
 
+from malot.benchmarking import benchmark_args, summarize, write_result
 from malot.testing.prelude_lean import build_prelude_lean
-from malot.testing.server import ServerProcess, submit_burst, wait_all_finished
+from malot.testing.server import ServerProcess, collect_outcomes, store_counts, submit_burst, wait_for_store
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "tests" / "data" / "prelude_suite" / "prelude_suite.jsonl"
@@ -33,16 +44,24 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-async def _health_burst(url: str, n: int) -> float:
+async def _health_burst(url: str, n: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
     async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=n)) as client:
+
+        async def one() -> None:
+            began = time.perf_counter()
+            reply = await client.get("/health")
+            latencies.append(1000 * (time.perf_counter() - began))
+            assert reply.status_code == 200
+
         started = time.perf_counter()
-        replies = await asyncio.gather(*(client.get("/health") for _ in range(n)))
+        await asyncio.gather(*(one() for _ in range(n)))
         elapsed = time.perf_counter() - started
-    assert all(r.status_code == 200 for r in replies)
-    return n / elapsed
+    return n / elapsed, latencies
 
 
-async def run(requests: int, queue_size: int, workers: int, work: Path) -> dict[str, Any]:
+async def one_round(requests: int, queue_size: int, workers: int, work: Path, lean: Path) -> dict[str, Any]:
+    """One burst, kill -9 mid-run, restart and drain; the figures of this repeat."""
     records = [json.loads(line) for line in SUITE.read_text(encoding="utf-8").splitlines() if line.strip()][:20]
     script = work / "script.json"
     script.write_text(json.dumps({f"theorem {r['name']} ": f"  {r['proof']}\n```" for r in records}))
@@ -51,60 +70,96 @@ async def run(requests: int, queue_size: int, workers: int, work: Path) -> dict[
         '[prover]\nstrategy = "whole-proof"\ntemplate = "deepseek-prover-v1.5"\nsamples = 1\n'
         '[retrieval]\nretriever = "none"\nk = 0\n[lean]\nsandbox = "off"\npool_size = 2\n'
     )
-    lean = build_prelude_lean(REPO / "tests" / ".cache" / "lean-4.35")
-    args = ["--model", f"script:{script}", "--lean", str(lean), "--store", str(work / "jobs.sqlite"),
+    store = work / "jobs.sqlite"
+    args = ["--model", f"script:{script}", "--lean", str(lean), "--store", str(store),
             "--queue-size", str(queue_size), "--workers", str(workers)]  # fmt: skip
     bodies = [{"statement": r["statement"], "header": r["header"]} for r in (records * requests)[:requests]]
     log = work / "server.log"
     server = ServerProcess(args, config=config, log=log).start()
     try:
-        health_rps = await _health_burst(server.url, requests)
+        health_rps, health_ms = await _health_burst(server.url, requests)
         burst = await submit_burst(server.url, bodies)
-        await asyncio.sleep(0.3)
-        server.kill()  # SIGKILL in the middle of the run
+        await wait_for_store(store, lambda c: c["running"] >= 1 and c["queued"] >= 1)
+        server.kill()  # SIGKILL while jobs are running and queued
+        at_kill = store_counts(store)
         restarted_at = time.perf_counter()
         server = ServerProcess(args, config=config, port=server.port, log=log).start()
         restart_s = time.perf_counter() - restarted_at
-        views = await wait_all_finished(server.url, burst.accepted, timeout_s=600)
+        outcomes = await collect_outcomes(server.url, burst.accepted, timeout_s=120)
         drained_s = time.perf_counter() - restarted_at
     finally:
         server.kill()
-    finished = sum(1 for v in views.values() if v["status"] == "proved")
-    rps = requests / burst.wall_s
+    after = store_counts(store)
+    unfinished = at_kill["queued"] + at_kill["running"]
     return {
-        "requests_per_second": rps,
+        "requests_per_second": requests / burst.wall_s,
         "p50_submit_ms": statistics.median(burst.latencies_ms),
         "p99_submit_ms": _percentile(burst.latencies_ms, 0.99),
+        "baseline_health_requests_per_second": health_rps,
+        "baseline_health_p99_ms": _percentile(health_ms, 0.99),
         "accepted": len(burst.accepted),
         "rejected_429": burst.rejected_429,
-        "lost_jobs": len(burst.accepted) - finished,
-        "details": {
-            "requests": requests,
-            "queue_size": queue_size,
-            "workers": workers,
-            "other_status_codes": burst.other,
-            "retry_after_s_min_max": [min(burst.retry_after, default=0), max(burst.retry_after, default=0)],
-            "baseline_health_requests_per_second": health_rps,
-            "submit_vs_health_throughput_ratio": rps / health_rps,
-            "restart_seconds": restart_s,
-            "drain_after_restart_seconds": drained_s,
-            "statuses": sorted({v["status"] for v in views.values()}),
-        },
+        "other_status_codes": burst.other,
+        "retry_after_s_min_max": [min(burst.retry_after, default=0), max(burst.retry_after, default=0)],
+        "unfinished_at_kill": unfinished,
+        "running_at_kill": at_kill["running"],
+        "requeued_jobs": after["requeued"],
+        "proved_jobs": outcomes.count("proved"),
+        "not_proved_jobs": len(outcomes.status) - outcomes.count("proved"),
+        "lost_jobs": outcomes.lost,
+        "vanished_jobs": outcomes.vanished,
+        "stuck_jobs": outcomes.stuck,
+        "restart_seconds": restart_s,
+        "drain_after_restart_seconds": drained_s,
+        "statuses": sorted(set(outcomes.status.values())),
     }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the default sizes already finish within a minute")
-    parser.add_argument("--out", default="serve_load.json")
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--queue-size", type=int, default=50)
-    parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = asyncio.run(run(args.requests, args.queue_size, args.workers, Path(tmp)))
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
+    """Run the repeats and write the result."""
+    args = benchmark_args(
+        __doc__,
+        default_out="serve_load.json",
+        seeds=5,
+        quick_seeds=2,
+        threads=None,
+        extra=[
+            (["--requests"], {"type": int, "default": 200}),
+            (["--queue-size"], {"type": int, "default": 50}),
+            (["--workers"], {"type": int, "default": 2}),
+            (
+                ["--server-src"],
+                {"default": None, "help": "run the server from another malot source tree (before/after comparisons)"},
+            ),
+        ],
+    )
+    if args.server_src:  # the server subprocess imports malot from there (its PYTHONPATH comes first)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.server_src, os.environ.get("PYTHONPATH")]))
+    lean = build_prelude_lean(REPO / "tests" / ".cache" / "lean-4.35")
+    rounds = []
+    for _ in args.seed_list:  # repeats (the scripted model and Lean are deterministic; the seed only counts them)
+        with tempfile.TemporaryDirectory() as tmp:
+            rounds.append(asyncio.run(one_round(args.requests, args.queue_size, args.workers, Path(tmp), lean)))
+    keys = ["requests_per_second", "p50_submit_ms", "p99_submit_ms", "baseline_health_p99_ms"]
+    spread = {k: summarize([r[k] for r in rounds]) for k in [*keys, "baseline_health_requests_per_second"]}
+    figures: dict[str, float | int] = {k: spread[k]["mean"] for k in keys}
+    figures["p99_submit_vs_health_ratio"] = spread["p99_submit_ms"]["mean"] / spread["baseline_health_p99_ms"]["mean"]
+    for k in ["accepted", "rejected_429", "unfinished_at_kill", "requeued_jobs", "not_proved_jobs", "lost_jobs"]:
+        figures[k] = sum(int(r[k]) for r in rounds)
+    write_result(
+        args.out,
+        figures,
+        details={
+            "repeats": len(rounds),
+            "requests": args.requests,
+            "queue_size": args.queue_size,
+            "workers": args.workers,
+            "server_src": args.server_src or str(REPO),
+            "spread": spread,
+            "counts_are": "sums over the repeats",
+            "rounds": rounds,
+        },
+    )
 
 
 if __name__ == "__main__":

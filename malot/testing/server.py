@@ -9,10 +9,11 @@ import asyncio
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,19 @@ import httpx
 
 from malot.errors import MalotError
 
-__all__ = ["BurstResult", "ServerProcess", "free_port", "submit_burst", "wait_all_finished"]
+__all__ = [
+    "BurstResult",
+    "JobOutcomes",
+    "ServerProcess",
+    "collect_outcomes",
+    "free_port",
+    "store_counts",
+    "submit_burst",
+    "wait_all_finished",
+    "wait_for_store",
+]
+
+TERMINAL = frozenset({"proved", "not_proved", "failed", "cancelled"})
 
 
 def free_port() -> int:
@@ -159,3 +172,84 @@ async def wait_all_finished(
             if pending:
                 await asyncio.sleep(0.2)
     return views
+
+
+def store_counts(path: str | Path) -> dict[str, int]:
+    """Jobs by status in a server's job store, read from the SQLite file (read-only; works while the server
+    runs and after it was killed), plus ``requeued``: jobs with a ``requeued`` event (running at a restart)."""
+    conn = sqlite3.connect(f"file:{Path(path)}?mode=ro", uri=True, timeout=30.0)
+    try:
+        counts = {status: 0 for status in ("queued", "running", *sorted(TERMINAL))}
+        for status, n in conn.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status"):
+            counts[str(status)] = int(n)
+        (requeued,) = conn.execute("SELECT COUNT(DISTINCT job_id) FROM events WHERE type = 'requeued'").fetchone()
+        counts["requeued"] = int(requeued)
+        return counts
+    finally:
+        conn.close()
+
+
+async def wait_for_store(
+    path: str | Path, ready: Callable[[dict[str, int]], bool], *, timeout_s: float = 60.0
+) -> dict[str, int]:
+    """Poll the job store until ``ready(store_counts(path))`` holds; return those counts (raises on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            counts = store_counts(path)
+        except sqlite3.OperationalError:  # not created yet
+            counts = {}
+        if counts and ready(counts):
+            return counts
+        if time.monotonic() > deadline:
+            raise MalotError(f"the job store never reached the awaited state within {timeout_s}s (last: {counts})")
+        await asyncio.sleep(0.02)
+
+
+@dataclass
+class JobOutcomes:
+    """Where accepted jobs ended: final status by id, and the real losses (``vanished``: the server does not know
+    the job; ``stuck``: still queued or running when the wait ended)."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    vanished: list[str] = field(default_factory=list)
+    stuck: list[str] = field(default_factory=list)
+
+    @property
+    def lost(self) -> int:
+        """Accepted jobs that never reached a final state."""
+        return len(self.vanished) + len(self.stuck)
+
+    def count(self, status: str) -> int:
+        """Jobs that finished with ``status``."""
+        return sum(1 for s in self.status.values() if s == status)
+
+
+async def collect_outcomes(
+    url: str, job_ids: Sequence[str], *, timeout_s: float = 300.0, headers: dict[str, str] | None = None
+) -> JobOutcomes:
+    """Poll until every job is finished or ``timeout_s`` passed; never raises for a missing or unfinished job,
+    it counts it (see :class:`JobOutcomes`)."""
+    out = JobOutcomes()
+    deadline = time.monotonic() + timeout_s
+    pending = list(job_ids)
+    async with httpx.AsyncClient(base_url=url, timeout=30.0, headers=headers) as client:
+        while pending:
+            still = []
+            for job_id in pending:
+                reply = await client.get(f"/v1/jobs/{job_id}")
+                if reply.status_code == 404:
+                    out.vanished.append(job_id)
+                    continue
+                status = reply.json().get("status") if reply.status_code == 200 else None
+                if status in TERMINAL:
+                    out.status[job_id] = str(status)
+                else:
+                    still.append(job_id)
+            pending = still
+            if pending and time.monotonic() > deadline:
+                out.stuck = pending
+                break
+            if pending:
+                await asyncio.sleep(0.2)
+    return out

@@ -21,7 +21,7 @@ from malot.lean.file_backend import LeanFileVerifier
 from malot.llm.fake import ScriptedLLM
 from malot.server.app import create_app
 from malot.server.runtime import ProverRuntime
-from malot.testing.server import ServerProcess, submit_burst, wait_all_finished
+from malot.testing.server import ServerProcess, collect_outcomes, store_counts, submit_burst, wait_for_store
 from tests.provers.helpers import load_suite, lot_answers
 
 from .test_jobs_api import _App, _sse, _wait_done
@@ -164,12 +164,18 @@ async def test_load_200_submissions_queue_50_and_restart_mid_run(lean_exe: Path,
         assert len(burst.accepted) + burst.rejected_429 == 200 and burst.other == []
         assert 50 <= len(burst.accepted) <= 54  # the queue, plus the jobs workers already took
         assert burst.rejected_429 >= 146 and min(burst.retry_after) >= 1
-        await asyncio.sleep(0.3)
-        server.kill()  # SIGKILL mid-run: some jobs done, some running, most queued
+        # SIGKILL once the store shows jobs running and jobs still queued: the kill provably lands mid-run
+        await wait_for_store(store, lambda c: c["running"] >= 1 and c["queued"] >= 1)
+        server.kill()
+        at_kill = store_counts(store)
+        assert at_kill["running"] >= 1 and at_kill["queued"] >= 1
+        assert sum(at_kill[s] for s in ("queued", "running", "proved")) == len(burst.accepted)  # all committed
         server = ServerProcess(args, config=config, port=server.port, log=tmp_path / "server.log").start()
-        views = await wait_all_finished(server.url, burst.accepted, timeout_s=240)
-        assert len(views) == len(burst.accepted)
-        assert {v["status"] for v in views.values()} == {"proved"}
+        outcomes = await collect_outcomes(server.url, burst.accepted, timeout_s=240)
+        assert outcomes.vanished == [] and outcomes.stuck == []
+        assert set(outcomes.status.values()) == {"proved"} and len(outcomes.status) == len(burst.accepted)
+        after = store_counts(store)
+        assert after["requeued"] == at_kill["running"]  # every job running at the kill was queued again
         async with httpx.AsyncClient(base_url=server.url) as client:
             health = (await client.get("/health")).json()
         assert health["queued"] == 0 and health["running"] == 0
