@@ -46,7 +46,12 @@ class WorkflowError(MalotError):
 
 
 class BudgetExhaustedError(MalotError):
-    """A budget (samples, tokens, Lean CPU-seconds, wall time) is spent."""
+    """A budget (samples, tokens, Lean CPU-seconds, wall time) was spent before a run could try anything.
+
+    Raised by :meth:`malot.Prover.prove` (so ``malot prove`` exits 2 with the limit named) when the budget stopped a
+    proof before any candidate was drawn; a run that tried candidates and ran out returns a result with
+    ``stopped`` set instead.
+    """
 
 
 class BackendUnavailableError(MalotError):

@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from malot.agents import Budget, Executor, JsonlTraceWriter
 from malot.config import Settings, load_settings
-from malot.errors import ConfigError, MalotError
+from malot.errors import BudgetExhaustedError, ConfigError, MalotError
 from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
 from malot.provers.batching import RequestBatcher
 from malot.provers.demos import Demo, DemoSource
@@ -371,6 +371,12 @@ class Prover(AsyncResource):
             )
         finally:
             self._sink.groups.pop(gid, None)
+        tried = any(isinstance(m, ProofCandidate) for a in group.attempts for m in a.history)
+        if group.stopped in _BUDGET_LIMITS and not tried:  # a budget ended the run before any candidate existed
+            raise BudgetExhaustedError(
+                f"the {_BUDGET_LIMITS[group.stopped]} budget was spent before any proof of {problem.name} was tried",
+                hint="raise it ([budget] in malot.toml, or the budget= of Prover.prove)",
+            )
         errors = [a.error for a in group.attempts if a.status == "error" and a.error]
         if errors and len(errors) == len(group.attempts):
             raise MalotError(
@@ -378,6 +384,15 @@ class Prover(AsyncResource):
                 hint="check the model and Lean settings ('malot doctor'); the trace has every step",
             )
         return _result(problem, setup, strat, group, events, self.trace_path, deps)
+
+
+#: The budget limits that can stop a group (``GroupResult.stopped``), as the user names them.
+_BUDGET_LIMITS = {
+    "samples": "samples",
+    "tokens": "token",
+    "lean_cpu_seconds": "Lean CPU-seconds",
+    "wall_seconds": "wall-time",
+}
 
 
 def verifier_concurrency(verifier: Any) -> int | None:
@@ -492,6 +507,10 @@ def _result(
         "mean_framework_overhead_ms_per_attempt": sum(overheads) / len(overheads) if overheads else 0.0,
         "max_framework_overhead_ms_per_attempt": max(overheads, default=0.0),
     }
+    searches = [m.search for a in group.attempts for m in a.history if isinstance(getattr(m, "search", None), dict)]
+    if searches:  # tactic-level strategies: what their searches did, summed over the attempts
+        keys = ("expansions", "tactic_calls", "cache_hits", "nodes", "merges", "rejected")
+        summary["search"] = {k: sum(int(s.get(k, 0)) for s in searches) for k in keys}
     return ProofResult(
         problem=problem.name,
         statement=problem.statement,
