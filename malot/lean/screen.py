@@ -113,6 +113,10 @@ _ELAB_ATTRIBUTES = frozenset(
 #: ``#commands`` a proof may use; every other one is rejected (``#exit``/``#eval`` by name).
 _ALLOWED_COMMANDS = frozenset({"#check", "#print"})
 #: Keywords that change how the statement elaborates when they come before it.
+#: Modifiers that would attach to the trusted statement if the preamble ended with them.
+_STATEMENT_MODIFIERS = frozenset(
+    {"private", "protected", "public", "noncomputable", "nonrec", "unsafe", "partial", "meta", "local", "scoped"}
+)
 _BEFORE_STATEMENT = {
     "instance": "instance before statement",
     "local": "local before statement",
@@ -247,7 +251,11 @@ def screen_tokens(
     next_in = _next_word(tokens, "in")
     attr_depth = 0  # > 0 inside "@[ ... ]" or "attribute [ ... ]"
     attr_first = False  # the next identifier names an attribute
+    last_attribute_close = -1
+    last_in_preamble = -1  # the preamble's last token: nothing may attach to the trusted statement
     for k, tok in enumerate(tokens):
+        if preamble_region[0] <= tok.start < preamble_region[1]:
+            last_in_preamble = k
         if tok.text == "@[" or (tok.text == "[" and k > 0 and tokens[k - 1].name == "attribute"):
             attr_depth, attr_first = attr_depth + 1, True
             continue
@@ -256,6 +264,8 @@ def screen_tokens(
                 attr_depth += 1
             elif tok.text in ("]", ")", "}"):
                 attr_depth -= 1
+                if attr_depth == 0:
+                    last_attribute_close = k
             elif tok.text == "," and attr_depth == 1:
                 attr_first = True
                 continue
@@ -313,4 +323,8 @@ def screen_tokens(
             and nxt.name.split(".")[0] not in ("maxHeartbeats", "maxRecDepth", "linter")
         ):
             add("set_option before statement", tok, f"set_option {nxt.name} before the statement is not allowed")
+    if last_in_preamble >= 0:
+        tok = tokens[last_in_preamble]
+        if (tok.kind == "ident" and tok.name in _STATEMENT_MODIFIERS) or last_in_preamble == last_attribute_close:
+            add("modifies statement", tok, "the text before the statement ends in a modifier or attribute of it")
     return out

@@ -233,6 +233,25 @@ def test_a_comment_running_over_the_trusted_statement_is_rejected() -> None:
     assert "unterminated" in {v.rule for v in violations}
 
 
+@pytest.mark.parametrize(
+    ("preamble", "passes"),
+    [
+        ("private", False),
+        ("@[simp]", False),
+        ("@[reducible] /- c -/", False),
+        ("noncomputable", False),
+        ("def l : List ℕ := [1]", True),
+        ("@[simp] theorem helper : True := trivial", True),
+    ],
+)
+def test_a_preamble_must_not_end_in_a_modifier_of_the_statement(preamble: str, passes: bool) -> None:
+    code = HEADER + preamble + "\n" + STMT + " := by\n  omega"
+    pre = (len(HEADER), len(HEADER) + len(preamble) + 1)
+    stmt_end = pre[1] + len(STMT) + len(" :=")
+    rules = {v.rule for v in screen_tokens(code, [pre, (stmt_end, len(code))], pre)}
+    assert ("modifies statement" not in rules) == passes, rules
+
+
 # --- all genuine proofs of the repository pass ---------------------------------------------------------------
 
 
