@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 import uuid
@@ -315,14 +316,20 @@ class Prover(AsyncResource):
         rounds: int | None = None,
         budget: Budget | None = None,
         group_id: str | None = None,
+        max_tokens: int | None = None,
     ) -> ProofResult:
-        """Prove one problem (a :class:`Problem`, ``minif2f:NAME`` or a statement string)."""
+        """Prove one problem (a :class:`Problem`, ``minif2f:NAME`` or a statement string). ``max_tokens`` caps each
+        generation for this call (default: ``[prover] max_tokens`` or the model preset's)."""
         if self._executor is None:
             raise ConfigError("the prover is not open", hint="use 'async with Prover(...) as prover:'")
         if isinstance(problem, str):
             problem = load_problem(problem)
         name = strategy.name if isinstance(strategy, Strategy) else (strategy or self._strategy)
         setup = resolve_setup(self.settings, strategy=name, template=self._template, samples=samples, rounds=rounds)
+        if max_tokens is not None:
+            if max_tokens < 1:
+                raise ConfigError(f"max_tokens must be at least 1, got {max_tokens}")
+            setup = dataclasses.replace(setup, sampling=dataclasses.replace(setup.sampling, max_tokens=max_tokens))
         if isinstance(strategy, Strategy):
             strat = strategy
         else:
