@@ -138,7 +138,11 @@ class _Progress:
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Run folder (default: <output.dir>/<name>).")
 @click.option("--run-id", help="Run id shown in reports (default: the folder name).")
 @click.option("--resume", type=click.Path(file_okay=False), metavar="RUN", help="Continue the run in folder RUN.")
-@click.option("--retry-errors", is_flag=True, help="With --resume: run again the problems that ended in an error.")
+@click.option(
+    "--retry-errors/--keep-errors",
+    default=None,
+    help="With --resume: run again the problems that ended in an error (default), or keep them as they are.",
+)
 @click.option("--ray", "ray_address", metavar="ADDRESS", help="Spread problems over a Ray cluster ('local': new one).")
 @click.option("--ray-workers", type=click.IntRange(min=1), help="Ray workers (default: one per cluster node).")
 @click.option("--ray-model", "ray_models", multiple=True, help="LLM endpoint per Ray worker (repeat; round-robin).")
@@ -185,19 +189,20 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         if given:
             raise click.UsageError(f"--resume keeps the run's dataset selection; drop {', '.join(given)}")
         store = ResultsStore.open(opts["resume"])
-        if opts["retry_errors"]:
-            reopened = store.reopen_errors()
-            err_console.print(f"reopened {reopened} problem(s) that ended in an error")
         load_cli_settings(ctx, {})  # validates --config / environment even though the run's settings are used
         settings = resume_settings(store, overrides)
+        if opts["retry_errors"] is not False:
+            reopened = store.reopen_errors()
+            if reopened:
+                err_console.print(f"retrying {reopened} problem(s) that ended in an error (--keep-errors: do not)")
         meta = store.run_info()["meta"]
         solver_spec = meta.get("solver")
         first_success = bool(meta.get("first_success", False))
     else:
         if dataset is None:
             raise click.UsageError("give a DATASET (minif2f or a file/folder) or --resume RUN")
-        if opts["retry_errors"]:
-            raise click.UsageError("--retry-errors only applies with --resume")
+        if opts["retry_errors"] is not None:
+            raise click.UsageError("--retry-errors/--keep-errors only apply with --resume")
         settings = load_cli_settings(ctx, overrides)
         data = load_dataset(dataset, defects=opts["defects"], leandojo_source=opts["leandojo_source"]).select(
             split=opts["split"],
@@ -261,6 +266,8 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         "done": summary.done,
         "solved": summary.solved,
         "finished_this_session": summary.finished_now,
+        "errored_this_session": summary.errored,
+        "errors": list(summary.errors),
         "pass_at_k": stats["pass_at_k"],
         "wall_s": round(summary.wall_s, 3),
         "report": report_paths,
@@ -274,6 +281,27 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
             f"{summary.solved}/{summary.total} solved ({summary.done} done) in {summary.wall_s:.1f}s; {curve}"
             + (f"; report: {report_paths.get('markdown')}" if report_paths else "")
         )
+    return _report_errors(summary, store.run_dir)
+
+
+def _report_errors(summary: Any, run_dir: Path) -> int:
+    """Say on stderr which problems could not be attempted (errors, not failed proofs); exit 2 if none could be."""
+    if not summary.errored:
+        return 0
+    err_console.print(
+        f"[bold red]{summary.errored} of {summary.finished_now} problem(s) could not be attempted[/] (an error, "
+        "not a failed proof; they are not counted as attempted and 'malot eval --resume' retries them):",
+        soft_wrap=True,
+    )
+    for error in summary.errors:
+        err_console.print(f"  {error}", markup=False, highlight=False, soft_wrap=True)
+    if summary.nothing_attempted:
+        err_console.print(
+            f"no problem could be attempted: fix the cause ('malot doctor'), then: malot eval --resume {run_dir}",
+            soft_wrap=True,
+            highlight=False,
+        )
+        return 2
     return 0
 
 

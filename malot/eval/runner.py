@@ -139,6 +139,15 @@ class RunSummary:
     finished_now: int
     status: str
     wall_s: float
+    #: problems of this session that ended in a solver error (not attempted: model unreachable, every attempt failed)
+    errored: int = 0
+    #: their distinct error messages, first seen first (at most five)
+    errors: tuple[str, ...] = ()
+
+    @property
+    def nothing_attempted(self) -> bool:
+        """True when this session finished problems and every one of them ended in an error."""
+        return self.finished_now > 0 and self.errored == self.finished_now
 
 
 class EvalRunner:
@@ -186,6 +195,7 @@ class EvalRunner:
             # shielded: an interrupt (Ctrl-C cancels this task) must not drop the session's end
             await asyncio.shield(self.store.aend_session(session, status))
         counts = await self.store.acounts()
+        failed = [row.error for row in recorder.finished if row.error]
         return RunSummary(
             run_dir=str(self.store.run_dir),
             session=session,
@@ -195,4 +205,6 @@ class EvalRunner:
             finished_now=len(recorder.finished),
             status=status,
             wall_s=time.perf_counter() - began,
+            errored=len(failed),
+            errors=tuple(dict.fromkeys(failed))[:5],
         )
