@@ -117,6 +117,11 @@ def command(
     else:
         verdict = "[bold green]accepted[/]" if result.accepted else "[bold red]rejected[/]"
         console.print(f"{target.name}: {verdict}  ({result.backend}, {result.time_s:.2f}s, status {result.status})")
+        console.print(
+            f"  decided by {result.decided_by or 'n/a'}; final check {result.final_check or 'not run'}; "
+            f"isolation {result.isolation or 'n/a'}",
+            highlight=False,
+        )
         for name, value in result.flags().items():
             mark = {True: "[green]yes[/]", False: "[red]no[/]", None: "[dim]n/a[/]"}[value]
             console.print(f"  {name:<22} {mark}")

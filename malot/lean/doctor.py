@@ -11,7 +11,7 @@ from malot.lean.sandbox import detect_sandbox
 from malot.lean.select import choose_backend, repl_binary
 
 if TYPE_CHECKING:
-    from malot.config import Settings
+    from malot.config import LeanSettings, Settings
 
 __all__ = ["checks", "default_project"]
 
@@ -102,6 +102,7 @@ def checks(settings: Settings) -> list[Check]:
                 "apt-get install bubblewrap",
             )
         )
+    out.append(_final_check_line(lean, choice.kind))
     checker = shutil.which("lean4checker")
     out.append(
         Check(
@@ -113,3 +114,27 @@ def checks(settings: Settings) -> list[Check]:
         )
     )
     return out
+
+
+def _final_check_line(lean: LeanSettings, backend: str) -> Check:
+    """Whether the environment-level final check can run here, and with which Lean."""
+    from malot.lean.final_check import FinalChecker
+
+    if lean.final_check == "off":
+        return Check(SECTION, "final check", "warn", "off: fast-loop verdicts only", "set [lean] final_check = 'auto'")
+    try:
+        checker = FinalChecker.from_settings(lean) if backend != "file" else None
+    except Exception as exc:  # reported, not raised: the doctor must finish
+        return Check(SECTION, "final check", "error", str(exc))
+    if backend == "file":
+        return Check(SECTION, "final check", "ok", "with the file backend's Lean, in its sandbox")
+    if checker is None:
+        status: Status = "missing" if lean.final_check == "require" else "warn"
+        return Check(
+            SECTION,
+            "final check",
+            status,
+            "no local Lean: verdicts come from the fast loop only",
+            "set --lean / --project so the final check can run (or final_check = 'require' to reject instead)",
+        )
+    return Check(SECTION, "final check", "ok", checker.describe())

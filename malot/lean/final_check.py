@@ -89,7 +89,8 @@ _SCOPE_COMMANDS = frozenset({"open", "universe", "variable", "namespace", "secti
 
 #: Raw-text mentions (no lexer: comments and strings count too) that the command checker cannot defend against.
 KERNEL_BYPASS = ("skipKernelTC",)
-#: Raw-text words that extend the syntax or run code at import time; refused when the header is not ``prelude``.
+#: Raw-text words that extend the syntax the checker parses, or run code that can change the environment behind the
+#: kernel's back; refused when the header is not ``prelude`` (a prelude file has no meta-programming at all).
 SYNTAX_EXTENSIONS = (
     "macro",
     "macro_rules",
@@ -107,10 +108,20 @@ SYNTAX_EXTENSIONS = (
     "declare_syntax_cat",
     "term_elab",
     "command_elab",
-    "tactic",
     "delab",
     "app_unexpander",
+    "run_cmd",
+    "run_elab",
+    "run_meta",
+    "run_tac",
+    "eval",
+    "modifyEnv",
+    "setEnv",
+    "addDecl",
+    "addDeclCore",
 )
+# an attribute that registers a tactic (``@[tactic foo]``, ``@[simp, «tactic» foo]``): only as an attribute
+_TACTIC_ATTRIBUTE = re.compile(r"[\[,]\s*«?tactic»?[\s»\]]")
 
 
 class FinalVerdict(BaseModel):
@@ -223,6 +234,8 @@ def forbidden_mentions(text: str, *, prelude: bool) -> list[str]:
     if not prelude:
         words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", text))
         found += [w for w in SYNTAX_EXTENSIONS if w in words]
+        if _TACTIC_ATTRIBUTE.search(text):
+            found.append("@[tactic]")
     return found
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from malot.lean.acceptance import AcceptanceRule, TargetTheorem, split_source, verify_candidate, verify_candidates
 from malot.lean.file_backend import LeanFileVerifier
-from malot.lean.final_check import FinalChecker, reference_declaration, split_trusted_header
+from malot.lean.final_check import FinalChecker, forbidden_mentions, reference_declaration, split_trusted_header
 from malot.lean.sandbox import detect_sandbox, wrap_command
 
 pytestmark = pytest.mark.lean
@@ -199,6 +199,22 @@ def test_split_source_reads_attribute_strings_as_lean_does() -> None:
     target, candidate = split_source("import Mathlib\n" + source)
     assert (target.name, target.statement) == ("t", "theorem t.{v} (α : Sort v) : α → α :=")
     assert target.header == "import Mathlib\n" and candidate == source
+
+
+def test_raw_guards_for_headers_with_meta_programming() -> None:
+    """Outside prelude mode a candidate could extend the syntax the checker parses: refused on the raw text."""
+    assert forbidden_mentions("theorem t : 1 = 1 := by\n  -- nlinarith tactic, by notation\n  rfl", prelude=False) == [
+        "notation"
+    ]
+    assert forbidden_mentions('/- "{" -/ macro_rules | `(type_of% $e) => `(True)', prelude=False) == ["macro_rules"]
+    assert forbidden_mentions("@[simp, «tactic» foo] def x := 1", prelude=False) == ["@[tactic]"]
+    assert forbidden_mentions("exact ProbabilityTheory.Kernel.comp_id", prelude=False) == []
+    assert forbidden_mentions("set_option debug.«skipKernelTC» true", prelude=True) == ["skipKernelTC"]
+    demos = Path(__file__).resolve().parents[2] / "malot" / "data" / "demos" / "minif2f_valid_solved.jsonl"
+    for line in demos.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        texts = [v for v in record.values() if isinstance(v, str) and ":=" in v]
+        assert texts and not any(forbidden_mentions(t, prelude=False) for t in texts), record.get("name")
 
 
 def test_reference_declaration_keeps_universes_and_namespace() -> None:
