@@ -185,6 +185,7 @@ class ToolLoopDeps:
     system: str | None = None
     sampling: SamplingParams = field(default_factory=lambda: SamplingParams(temperature=0.0, max_tokens=1024))
     tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
     max_tool_calls: int | None = None
     tool_timeout: float | None = 120.0
     max_result_chars: int = 8000
@@ -240,6 +241,7 @@ class ModelTurnAgent(Agent[Message, ToolConversation]):
             params=deps.sampling,
             tools=deps.toolbox.openai_tools() if offer else [],
             tool_choice=(deps.tool_choice if conv.turns == 0 else "auto") if offer else "auto",
+            parallel_tool_calls=deps.parallel_tool_calls,
         )
         began = time.perf_counter()
         (result,) = await deps.llm.generate([request])
@@ -418,7 +420,8 @@ class ToolAgent:
 
     ``tools``: tool sources (a :class:`malot.tools.RegistrySource`, MCP sources, ...); ``only`` keeps the named
     tools. ``max_steps`` bounds the model turns; ``max_tool_calls`` the calls of one run; ``tool_timeout`` each call
-    (seconds). ``tool_choice`` applies to the first turn (``auto``, ``required``, ``none`` or a tool name).
+    (seconds). ``tool_choice`` applies to the first turn (``auto``, ``required``, ``none`` or a tool name);
+    ``parallel_tool_calls=False`` asks for at most one call per turn.
     """
 
     def __init__(
@@ -432,6 +435,7 @@ class ToolAgent:
         max_tool_calls: int | None = None,
         tool_timeout: float | None = 120.0,
         tool_choice: str = "auto",
+        parallel_tool_calls: bool = True,
         sampling: SamplingParams | None = None,
         max_result_chars: int = 8000,
         results_dir: str | Path | None = None,
@@ -447,6 +451,7 @@ class ToolAgent:
         self.max_tool_calls = max_tool_calls
         self.tool_timeout = tool_timeout
         self.tool_choice = tool_choice
+        self.parallel_tool_calls = parallel_tool_calls
         self.sampling = sampling or SamplingParams(temperature=0.0, max_tokens=1024)
         self.max_result_chars = max_result_chars
         self.results_dir = Path(results_dir) if results_dir is not None else None
@@ -471,6 +476,7 @@ class ToolAgent:
             system=self.system,
             sampling=self.sampling,
             tool_choice=self.tool_choice,
+            parallel_tool_calls=self.parallel_tool_calls,
             max_tool_calls=self.max_tool_calls,
             tool_timeout=self.tool_timeout,
             max_result_chars=self.max_result_chars,

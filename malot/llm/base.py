@@ -161,7 +161,8 @@ class GenerationRequest(BaseModel):
     ``continuation_logprobs`` holds one log-probability per continuation token, ``completions`` is empty).
     ``logits_processors``: per-request processors for in-process backends (not serialised).
     ``tools``: function schemas in the OpenAI format (chat prompts only; needs ``Capabilities.tool_calls``);
-    ``tool_choice``: ``auto``, ``required``, ``none``, or the name of the one function the model must call.
+    ``tool_choice``: ``auto``, ``required``, ``none``, or the name of the one function the model must call;
+    ``parallel_tool_calls``: whether one turn may hold several calls.
     """
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
@@ -172,6 +173,7 @@ class GenerationRequest(BaseModel):
     logits_processors: list[Any] = Field(default_factory=list, exclude=True)
     tools: list[dict[str, Any]] = Field(default_factory=list)
     tool_choice: str = "auto"
+    parallel_tool_calls: bool = True
 
     @property
     def kind(self) -> Literal["text", "chat", "infill"]:

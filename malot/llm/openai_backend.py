@@ -328,6 +328,8 @@ class OpenAICompatibleLLM(BaseLLM):
                     if choice in ("auto", "required", "none")
                     else {"type": "function", "function": {"name": choice}}
                 )
+                if not request.parallel_tool_calls:
+                    body["parallel_tool_calls"] = False
             if params.logprobs is not None:
                 body["logprobs"] = True
                 body["top_logprobs"] = params.logprobs

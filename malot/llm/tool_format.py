@@ -121,7 +121,9 @@ def parse_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
     return content, calls
 
 
-def required_call_schema(tools: Sequence[dict[str, Any]], tool_choice: str) -> dict[str, Any] | None:
+def required_call_schema(
+    tools: Sequence[dict[str, Any]], tool_choice: str, parallel: bool = True
+) -> dict[str, Any] | None:
     """A JSON schema for constrained decoding: the named tool's arguments, or (``required``) a non-empty array of
     ``{"name", "arguments"}`` calls to any of the tools (what ``vllm serve`` constrains to). ``None`` for ``auto``."""
     if not tools or tool_choice in ("auto", "none"):
@@ -130,8 +132,8 @@ def required_call_schema(tools: Sequence[dict[str, Any]], tool_choice: str) -> d
     if tool_choice != "required":
         for fn in functions:
             if fn.get("name") == tool_choice:
-                schema: dict[str, Any] = fn.get("parameters") or {"type": "object"}
-                return schema
+                named: dict[str, Any] = fn.get("parameters") or {"type": "object"}
+                return named
         return None
     variants = [
         {
@@ -141,7 +143,10 @@ def required_call_schema(tools: Sequence[dict[str, Any]], tool_choice: str) -> d
         }
         for fn in functions
     ]
-    return {"type": "array", "minItems": 1, "items": {"anyOf": variants}}
+    schema: dict[str, Any] = {"type": "array", "minItems": 1, "items": {"anyOf": variants}}
+    if not parallel:
+        schema["maxItems"] = 1
+    return schema
 
 
 def calls_from_constrained(text: str, tool_choice: str) -> list[ToolCall]:

@@ -221,7 +221,9 @@ class VllmLLM(BaseLLM):
             kwargs.update(stop_token_ids=[eom], skip_special_tokens=False)
         elif params.stop:
             kwargs["stop"] = list(params.stop)
-        schema = required_call_schema(request.tools, request.tool_choice) if calling else None
+        schema = (
+            required_call_schema(request.tools, request.tool_choice, request.parallel_tool_calls) if calling else None
+        )
         if schema is not None:
             kwargs["structured_outputs"] = sp.StructuredOutputsParams(json=schema)
             kwargs.pop("stop", None)

@@ -6,6 +6,7 @@ import asyncio
 import os
 import time
 from pathlib import Path
+from typing import Literal
 
 from malot.tools import ToolRegistry, tool
 
@@ -61,3 +62,13 @@ def heavy_wait(marker: str, seconds: float = 120.0) -> int:
     Path(marker).write_text(str(os.getpid()), encoding="utf-8")
     time.sleep(seconds)
     return os.getpid()
+
+
+@tool(registry=REGISTRY, tags=("test",))
+def pick(color: Literal["red", "green"]) -> str:
+    """Pick a color.
+
+    Args:
+        color: red or green.
+    """
+    return f"picked {color}"

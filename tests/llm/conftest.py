@@ -55,7 +55,20 @@ def hf_llama(tiny_llama: Path) -> TransformersLLM:
 @pytest.fixture(scope="package")
 def _vllm_server_process(tiny_llama: Path) -> Iterator[LocalVllmServer]:
     """The server object; launched (not yet awaited) on first use, always stopped when the llm tests end."""
-    server = LocalVllmServer(tiny_llama, served_name="tiny", log_path=CACHE / "vllm-server.log")
+    server = LocalVllmServer(
+        tiny_llama,
+        served_name="tiny",
+        log_path=CACHE / "vllm-server.log",
+        # tool calling as with `vllm serve --enable-auto-tool-choice ...` (tests/llm/test_tool_calls.py)
+        # (pythonic: required/named calls are constrained by the tools' JSON schemas, compact JSON without padding)
+        extra_args=[
+            "--enable-auto-tool-choice",
+            "--tool-call-parser",
+            "pythonic",
+            "--structured-outputs-config",
+            '{"backend": "xgrammar", "disable_any_whitespace": true}',
+        ],
+    )
     try:
         yield server
     finally:
