@@ -411,13 +411,14 @@ class Executor:
 
 
 class _Counters:
-    __slots__ = ("agent_s", "lean", "samples", "tokens_in", "tokens_out")
+    __slots__ = ("agent_s", "lean", "llm_calls", "samples", "tokens_in", "tokens_out")
 
     def __init__(self) -> None:
         self.samples = 0
         self.tokens_in = 0
         self.tokens_out = 0
         self.lean = 0.0
+        self.llm_calls = 0
         self.agent_s = 0.0
 
     def add(self, usage: Usage, duration: float) -> None:
@@ -425,6 +426,7 @@ class _Counters:
         self.tokens_in += usage.tokens_in
         self.tokens_out += usage.tokens_out
         self.lean += usage.lean_cpu_seconds
+        self.llm_calls += usage.llm_calls
         self.agent_s += duration
 
     def usage(self) -> Usage:
@@ -433,6 +435,7 @@ class _Counters:
             tokens_in=self.tokens_in,
             tokens_out=self.tokens_out,
             lean_cpu_seconds=self.lean,
+            llm_calls=self.llm_calls,
         )
 
 

@@ -118,18 +118,22 @@ class ProverSolver:
         proof: str | None = None
         for attempt in group.attempts:
             pending: ProofCandidate | None = None
+            records: list[AttemptRecord] = []
             for message in attempt.history:
                 if isinstance(message, ProofCandidate):
                     if pending is not None:  # a candidate that never reached the verifier
-                        sink(_record(problem.name, strategy.name, attempt, pending, None, recorder))
+                        records.append(_record(problem.name, strategy.name, attempt, pending, None, recorder))
                     pending = message
                 elif isinstance(message, ProofFeedback):
-                    sink(_record(problem.name, strategy.name, attempt, message.candidate, message, recorder))
+                    records.append(_record(problem.name, strategy.name, attempt, message.candidate, message, recorder))
                     if message.outcome == "verified" and proof is None:
                         proof = message.checked_code or message.candidate.code
                     pending = None
             if pending is not None:
-                sink(_record(problem.name, strategy.name, attempt, pending, None, recorder))
+                records.append(_record(problem.name, strategy.name, attempt, pending, None, recorder))
+            _attribute_rest(records, attempt.usage)
+            for record in records:
+                sink(record)
             if attempt.status == "error" and not any(isinstance(m, ProofCandidate) for m in attempt.history):
                 sink(
                     AttemptRecord(
@@ -161,6 +165,7 @@ def _record(
         "finish_reason": candidate.finish_reason,
         "truncated": candidate.truncated,
         "repeated": candidate.repeated,
+        "llm_calls": candidate.usage.llm_calls,
     }
     thought = candidate.thought
     if thought and thought not in raw:  # two-pass (LoT) templates: the reasoning came from a first generation
@@ -196,6 +201,28 @@ def _record(
         lean_cpu_s=float(feedback.usage.lean_cpu_seconds) if feedback is not None else 0.0,
         wall_s=attempt.wall_s,
     )
+
+
+def _attribute_rest(records: list[AttemptRecord], usage: Any) -> None:
+    """Add what an attempt spent outside its recorded candidates and verdicts (a strategy's intermediate steps:
+    plans, lemma proofs that ended in a revision, ...) to its last record, so the ledger sums to the executor's
+    count; the added part is also kept in ``flags["unrecorded"]``."""
+    if not records:
+        return
+    rest: dict[str, float] = {
+        "tokens_in": int(usage.tokens_in) - sum(r.tokens_in for r in records),
+        "tokens_out": int(usage.tokens_out) - sum(r.tokens_out for r in records),
+        "llm_calls": int(usage.llm_calls) - sum(int(r.flags.get("llm_calls") or 0) for r in records),
+        "lean_cpu_s": float(usage.lean_cpu_seconds) - sum(r.lean_cpu_s for r in records),
+    }
+    if all(v <= 1e-9 for v in rest.values()):
+        return
+    last = records[-1]
+    last.tokens_in += max(0, int(rest["tokens_in"]))
+    last.tokens_out += max(0, int(rest["tokens_out"]))
+    last.lean_cpu_s += max(0.0, rest["lean_cpu_s"])
+    last.flags["llm_calls"] = int(last.flags.get("llm_calls") or 0) + max(0, int(rest["llm_calls"]))
+    last.flags["unrecorded"] = {k: v for k, v in rest.items() if v > 1e-9}
 
 
 @asynccontextmanager

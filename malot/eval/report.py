@@ -7,6 +7,7 @@ drawn, solved per category, the compute ledger, the solved and failed lists, kno
 
 from __future__ import annotations
 
+import contextlib
 import json
 import statistics
 from pathlib import Path
@@ -32,6 +33,7 @@ def summarize(store: ResultsStore) -> dict[str, Any]:
     lean_times = [float(a["lean_s"]) for a in final if a["lean_s"] > 0]
     ledger = compute_ledger(every, {int(a["id"]) for a in final}, sessions, len(solved))
     early_stop = bool(info["meta"].get("first_success", False))
+    cost = _cost(info, rows, every)
     return {
         "run": {
             "run_id": info["run_id"],
@@ -55,6 +57,7 @@ def summarize(store: ResultsStore) -> dict[str, Any]:
         "pass_at_k_exact": not early_stop,
         "categories": category_table(rows),
         "ledger": ledger.to_dict(),
+        "cost": cost,
         "verification": {
             "checks": len(lean_times),
             "median_s": statistics.median(lean_times) if lean_times else None,
@@ -81,6 +84,27 @@ def summarize(store: ResultsStore) -> dict[str, Any]:
             for r in rows
         },
         "proofs": {r.name: r.proof for r in solved if r.proof},
+    }
+
+
+def _cost(info: dict[str, Any], rows: list[Any], attempts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cost per problem (:mod:`malot.eval.cost`), priced by the run's ``[pricing]`` overlaid by the current one."""
+    from malot.eval.cost import cost_summary, price_for, problem_costs
+
+    pricing: dict[str, Any] = dict((info.get("settings") or {}).get("pricing") or {})
+    from malot.config import load_settings
+    from malot.errors import MalotError
+
+    with contextlib.suppress(MalotError):  # a broken local config must not stop the report of a finished run
+        pricing.update({k: v.model_dump() for k, v in load_settings().pricing.items()})
+    model = str(info.get("model", ""))
+    costs = problem_costs(attempts, rows, model=model, pricing=pricing)
+    price = price_for(model, pricing)
+    return {
+        "model": model,
+        "price_per_million": {"prompt": price[0], "completion": price[1]} if price else None,
+        "summary": cost_summary(costs, priced=price is not None),
+        "per_problem": {c.problem: c.to_dict() for c in costs},
     }
 
 
@@ -175,6 +199,7 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
             if led.get("expansions") or led.get("tactic_calls")
             else []
         ),
+        *_cost_lines(summary.get("cost")),
         "",
         "## Verification time",
         "",
@@ -200,6 +225,46 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str] | None = Non
         lines += ["", f"Not finished ({len(summary['open_problems'])}): "]
         lines += [", ".join(f"`{n}`" for n in summary["open_problems"])]
     return "\n".join(lines) + "\n"
+
+
+def _cost_lines(cost: dict[str, Any] | None) -> list[str]:
+    """The report's cost-per-problem table (money only when the model has a ``[pricing]`` entry)."""
+    if not cost:
+        return []
+    summary = cost["summary"]
+    price = cost["price_per_million"]
+    lines = [
+        "",
+        "## Cost per problem",
+        "",
+        f"Score {summary['solved']}/{summary['problems']} ({100 * summary['score']:.1f}%). "
+        + (
+            f"Prices per million tokens: prompt {price['prompt']}, completion {price['completion']}."
+            if price
+            else "No [pricing] entry for this model: money is not shown."
+        ),
+        "",
+        "| | mean per problem | median per problem | per solved problem | total |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    names = {
+        "cost": "cost",
+        "llm_calls": "LLM calls",
+        "tokens_in": "prompt tokens",
+        "tokens_out": "completion tokens",
+        "lean_cpu_s": "Lean CPU-seconds",
+        "wall_s": "wall seconds",
+    }
+    for key, label in names.items():
+        row = summary[key]
+        if key == "cost" and not price:
+            continue
+        digits = 4 if key == "cost" else 2
+        lines.append(
+            f"| {label} | {_fmt(row['mean_per_problem'], digits)} | {_fmt(row['median_per_problem'], digits)} |"
+            f" {_fmt(row['per_solved'], digits)} | {_fmt(row['total'], digits)} |"
+        )
+    return lines
 
 
 def compare_runs(a: ResultsStore, b: ResultsStore) -> dict[str, Any]:

@@ -77,9 +77,17 @@ class DecomposeModel:
     def __init__(self, lemma_proofs: dict[str, str] | None = None) -> None:
         self.lemma_proofs = LEMMA_PROOFS if lemma_proofs is None else lemma_proofs
         self.asked: list[str] = []
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
 
     def __call__(self, request: GenerationRequest) -> str:
         text = prompt_text(request)
+        answer = self._answer(text)
+        self.prompt_tokens += len(text.split())  # how the scripted model counts tokens
+        self.completion_tokens += len(answer.split())
+        return answer
+
+    def _answer(self, text: str) -> str:
         names = _TARGET.findall(text)
         name = names[-1] if names else ""
         if "informal proof plan" in text:
