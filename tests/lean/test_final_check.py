@@ -162,6 +162,14 @@ async def test_universe_polymorphic_and_private_targets_in_whole_file_mode(verif
     assert not result.accepted and result.decided_by == "guard"
 
 
+async def test_no_genuine_prelude_theorem_is_rejected_in_whole_file_mode(verifier: LeanFileVerifier) -> None:
+    files = [r["header"] + "universe w\n" + r["statement"] + " " + r["proof"] + "\n" for r in RECORDS]
+    async with verifier:
+        results = await verify_candidates(verifier, [split_source(f) for f in files])
+    rejected = [(r["name"], res.reasons()) for r, res in zip(RECORDS, results, strict=True) if not res.accepted]
+    assert not rejected
+
+
 async def test_a_lone_surrogate_rejects_its_candidate_only(verifier: LeanFileVerifier) -> None:
     record = RECORDS[0]
     items = [(_target(record), record["proof"]), (_target(record), '"\ud800" ' + record["proof"])]
