@@ -39,6 +39,14 @@ THEOREMS: dict[str, tuple[str, list[str]]] = {
         "theorem chain_step1 (p q r s : Prop) (hpq : p → q) (hqr : q → r) (hrs : r → s) (hp : p) : r :=",
         ["  have hq : q := sorry\n  hqr hq"],
     ),
+    "imp_chain4": (
+        "theorem imp_chain4 (p q r s t : Prop) (h1 : p → q) (h2 : q → r) (h3 : r → s) (h4 : s → t) (hp : p) : t :=",
+        ["  have hq : q := sorry\n  have hs : s := sorry\n  h4 hs"],
+    ),
+    "and_assoc3": (
+        "theorem and_assoc3 (p q r : Prop) (h : And' (And' p q) r) : And' p (And' q r) :=",
+        ["  have hp : p := sorry\n  have hq : q := sorry\n  have hr : r := sorry\n  And'.intro hp (And'.intro hq hr)"],
+    ),
     "or_and": (
         "theorem or_and (p q r : Prop) (h : And' (Or' p q) r) : And' r (Or' q p) :=",
         ["  have hr : r := sorry\n  have hpq : Or' p q := sorry\n  have hqp : Or' q p := sorry\n  And'.intro hr hqp"],
@@ -56,6 +64,11 @@ LEMMA_PROOFS: dict[str, str] = {
         " True'.intro MyBool.ff h"
     ),
     "chain_step1_step1": "hpq hp",
+    "imp_chain4_step1": "h1 hp",
+    "imp_chain4_step2": "h3 (h2 hq)",
+    "and_assoc3_step1": "And'.rec (motive := fun _ => p) (fun hpq _ => And'.rec (motive := fun _ => p) (fun hp _ => hp) hpq) h",
+    "and_assoc3_step2": "And'.rec (motive := fun _ => q) (fun hpq _ => And'.rec (motive := fun _ => q) (fun _ hq => hq) hpq) h",
+    "and_assoc3_step3": "And'.rec (motive := fun _ => r) (fun _ hr => hr) h",
     "or_and_step1": "And'.rec (motive := fun _ => r) (fun _ hr => hr) h",
     "or_and_step2": "And'.rec (motive := fun _ => Or' p q) (fun hpq _ => hpq) h",
     "or_and_step3": "Or'.rec (motive := fun _ => Or' q p) (fun hp => Or'.inr hp) (fun hq => Or'.inl hq) hpq",
