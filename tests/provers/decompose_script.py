@@ -66,8 +66,12 @@ LEMMA_PROOFS: dict[str, str] = {
     "chain_step1_step1": "hpq hp",
     "imp_chain4_step1": "h1 hp",
     "imp_chain4_step2": "h3 (h2 hq)",
-    "and_assoc3_step1": "And'.rec (motive := fun _ => p) (fun hpq _ => And'.rec (motive := fun _ => p) (fun hp _ => hp) hpq) h",
-    "and_assoc3_step2": "And'.rec (motive := fun _ => q) (fun hpq _ => And'.rec (motive := fun _ => q) (fun _ hq => hq) hpq) h",
+    "and_assoc3_step1": (
+        "And'.rec (motive := fun _ => p) (fun hpq _ => And'.rec (motive := fun _ => p) (fun hp _ => hp) hpq) h"
+    ),
+    "and_assoc3_step2": (
+        "And'.rec (motive := fun _ => q) (fun hpq _ => And'.rec (motive := fun _ => q) (fun _ hq => hq) hpq) h"
+    ),
     "and_assoc3_step3": "And'.rec (motive := fun _ => r) (fun _ hr => hr) h",
     "or_and_step1": "And'.rec (motive := fun _ => r) (fun _ hr => hr) h",
     "or_and_step2": "And'.rec (motive := fun _ => Or' p q) (fun hpq _ => hpq) h",
