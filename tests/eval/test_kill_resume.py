@@ -85,11 +85,23 @@ def test_kill_minus_nine_then_resume_matches_an_uninterrupted_run(tmp_path: Path
         assert resumed.counts()["done"] == 40
 
 
+#: ``python -m malot`` with Python's own Ctrl-C handler restored first. A shell that starts pytest as a background
+#: job (``nohup pytest ... &``) sets SIGINT to "ignore" and children inherit it, so ``malot eval`` would never see
+#: the Ctrl-C this test sends. (Done in the child's first line rather than in a ``preexec_fn``, which is unsafe in
+#: a parent with threads.)
+MALOT_WITH_CTRL_C = [
+    sys.executable,
+    "-c",
+    "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "sys.argv[0] = 'malot'; runpy.run_module('malot', run_name='__main__')",
+]
+
+
 def test_ctrl_c_marks_the_session_interrupted_and_says_how_to_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     env = {**os.environ, "TOY_SOLVER_DELAY": "0.04", "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "malot", "eval", str(SUITE), *ARGS, "--jobs", "2", "--out", str(out)],
+        [*MALOT_WITH_CTRL_C, "eval", str(SUITE), *ARGS, "--jobs", "2", "--out", str(out)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -98,7 +110,8 @@ def test_ctrl_c_marks_the_session_interrupted_and_says_how_to_resume(tmp_path: P
     )
     deadline = time.monotonic() + 60
     while _done(out / "results.sqlite") < 4 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+        time.sleep(0.05)  # waiting for a state (4 problems committed), polled
+    assert proc.poll() is None and _done(out / "results.sqlite") >= 4, "the run was not in progress"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
