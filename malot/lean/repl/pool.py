@@ -297,7 +297,7 @@ class ReplPool(AsyncResource):
             if best is None:
                 best = next((w for w in self._idle if header in w.headers), None)
             if best is None:
-                best = min(self._idle, key=lambda w: (w.pins > 0, len(w.headers)))
+                best = min(self._idle, key=lambda w: (w.pins > 0, len(w.waiters), w.pins, len(w.headers)))
             self._idle.remove(best)
             best.last_session = False
             return best
@@ -477,9 +477,24 @@ class ReplPool(AsyncResource):
             return None
         return self.pickle_dir / (hashlib.sha256(header.encode()).hexdigest()[:20] + ".olean")
 
-    async def _check_one(self, snippet: Snippet, timeout: float) -> CheckResult:  # noqa: ASYNC109
+    async def check_on(
+        self,
+        worker: _Worker,
+        snippets: Sequence[Snippet],
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> list[CheckResult]:
+        """:meth:`check` on ``worker`` (a session's pinned REPL, so the check does not take another REPL's turn);
+        on any REPL when that one has been replaced."""
+        if self._closed:
+            raise VerifierError("the REPL pool is closed", hint="use it inside 'async with'")
+        return list(await asyncio.gather(*(self._check_one(s, timeout or self.timeout, worker) for s in snippets)))
+
+    async def _check_one(self, snippet: Snippet, timeout: float, prefer: _Worker | None = None) -> CheckResult:  # noqa: ASYNC109
         header, body, offset = split_header(snippet.code)
-        worker = await self._acquire(header)
+        if prefer is not None and await self._acquire_worker(prefer):
+            worker = prefer
+        else:
+            worker = await self._acquire(header)
         healthy = False
         started = time.perf_counter()
         try:

@@ -152,15 +152,14 @@ class ReplProcess:
                     await self.kill()
 
     async def _read_response(self, stdout: asyncio.StreamReader) -> bytes:
-        lines: list[bytes] = []
+        """Bytes up to the blank line that ends a response (one read for a many-line pretty-printed answer)."""
         while True:
-            line = await stdout.readline()
-            if not line:
-                raise ReplCrashedError("the REPL's output ended: the process crashed or exited")
-            if line.strip():
-                lines.append(line)
-            elif lines:
-                return b"".join(lines)
+            try:
+                chunk = await stdout.readuntil(b"\n\n")
+            except asyncio.IncompleteReadError:
+                raise ReplCrashedError("the REPL's output ended: the process crashed or exited") from None
+            if chunk.strip():
+                return chunk
 
     @staticmethod
     def _decode(raw: bytes) -> ReplResponse:

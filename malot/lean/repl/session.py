@@ -11,9 +11,11 @@ strategy keeps its handles. A REPL that fails again while replaying ends the ses
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from malot.errors import LeanError
+from malot.lean.base import CheckResult, Snippet
 from malot.lean.repl.process import ReplCrashedError, ReplProtocolError, ReplTimeoutError
 from malot.lean.repl.protocol import (
     CommandResponse,
@@ -33,7 +35,7 @@ from malot.resources import AsyncResource
 if TYPE_CHECKING:
     from malot.lean.repl.pool import ReplPool, _Worker
 
-__all__ = ["ReplProofSession"]
+__all__ = ["ReplProofSession", "SessionAffineVerifier"]
 
 _FAILURES = (ReplCrashedError, ReplTimeoutError, ReplProtocolError)
 
@@ -75,6 +77,10 @@ class ReplProofSession(AsyncResource):
         if self._worker is not None:
             self._pool._unpin(self._worker)
             self._worker = None
+
+    def affine_verifier(self) -> SessionAffineVerifier:
+        """The pool as a verifier whose checks run on this session's REPL (e.g. re-checking a proof found here)."""
+        return SessionAffineVerifier(self)
 
     @property
     def pid(self) -> int | None:
@@ -284,6 +290,27 @@ class ReplProofSession(AsyncResource):
         reply = await self._send(PickleEnvironment(pickle_to=path, env=self._env))
         if isinstance(reply, ReplError):
             raise LeanError(f"pickling the environment failed: {reply.message}")
+
+
+class SessionAffineVerifier:
+    """The session's pool as a :class:`~malot.lean.base.Verifier`, its checks run on the session's pinned REPL.
+
+    Every other attribute (``name``, ``sandboxed``, ``final_checker``, ...) is the pool's.
+    """
+
+    def __init__(self, session: ReplProofSession) -> None:
+        self._session = session
+
+    async def check(self, snippets: Sequence[Snippet], timeout: float | None = None) -> list[CheckResult]:  # noqa: ASYNC109
+        """Check on the pinned REPL (any REPL when the session holds none)."""
+        pool = self._session._pool
+        worker = self._session._worker
+        if worker is None:
+            return await pool.check(snippets, timeout)
+        return await pool.check_on(worker, snippets, timeout)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._session._pool, name)
 
 
 def _command_response(reply: ReplResponse, what: str) -> CommandResponse:

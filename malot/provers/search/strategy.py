@@ -174,7 +174,7 @@ class _SearchAgent(Agent[Task, SearchCandidate]):
                 ctx.state["critic"] = LLMCritic(await shared.critic(self.settings.critic_model))
             engine = self.build(ctx, session, shared.cache, sample)
             engine.should_stop = ctx.meter.exhausted
-            engine.confirm = self._confirm(deps)
+            engine.confirm = self._confirm(deps, session)
 
             def progress(data: dict[str, Any]) -> None:
                 usage = engine.policy.usage if hasattr(engine, "policy") else engine.writer.usage
@@ -211,12 +211,16 @@ class _SearchAgent(Agent[Task, SearchCandidate]):
         )
 
     @staticmethod
-    def _confirm(deps: ProverDeps) -> Any:
+    def _confirm(deps: ProverDeps, session: ProofSession) -> Any:
+        # the re-check runs on the session's own REPL where the backend offers that (it is idle now)
+        affine = getattr(session, "affine_verifier", None)
+        verifier = affine() if affine is not None and session is not deps.verifier else deps.verifier
+
         async def confirm(tactics: list[str]) -> bool:
             code = assemble_proof(deps.problem.statement, tactics)
 
             async def check() -> Any:
-                return await confirm_proof(deps.verifier, deps.target, code, deps.rule, deps.lean_timeout)
+                return await confirm_proof(verifier, deps.target, code, deps.rule, deps.lean_timeout)
 
             result, _ = await deps.cache.get_or_check(code, check)
             return bool(result.accepted)
