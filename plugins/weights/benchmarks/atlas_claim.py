@@ -24,17 +24,14 @@ under ``details``.
 from __future__ import annotations
 
 import itertools
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
-from _common import mean, parse, write
 from malot_weights.core import task_vector
 from malot_weights.task_vectors import learn_atlas, task_arithmetic_states
+
+from malot.benchmarking import benchmark_args, mean, write_result
 
 DIM, HIDDEN, CLASSES = 16, 64, 8
 FIRST, SECOND = ("0.weight", "0.bias"), ("2.weight", "2.bias")
@@ -112,35 +109,34 @@ def one_seed(seed: int, finetune_steps: int, atlas_steps: int, shots: int) -> di
 
 def main() -> None:
     """Run every seed and write the report."""
-    opts = parse(__doc__ or "", "atlas_claim.json")
-    seeds = list(range(opts.seed, opts.seed + (3 if opts.quick else 10)))
+    opts = benchmark_args(__doc__, default_out="atlas_claim.json", seeds=10, quick_seeds=3)
+    seeds = opts.seed_list
     finetune_steps = 600 if opts.quick else 1000
     atlas_steps = 150
     shots = 128
-    torch.set_num_threads(1)
     start = time.perf_counter()
     runs = [one_seed(s, finetune_steps, atlas_steps, shots) for s in seeds]
     atlas_acc = mean([r["atlas_supervised"] for r in runs])
     ta_acc = mean([r["task_arithmetic_grid"] for r in runs])
-    write(
+    write_result(
         opts.out,
         {
             "atlas_accuracy": atlas_acc,
             "task_arithmetic_accuracy": ta_acc,
             "accuracy_gain_vs_task_arithmetic": atlas_acc - ta_acc,
-            "details": {
-                "pretrained_accuracy": mean([r["pretrained"] for r in runs]),
-                "task_arithmetic_learned_accuracy": mean([r["task_arithmetic_learned"] for r in runs]),
-                "atlas_entropy_accuracy": mean([r["atlas_entropy"] for r in runs]),
-                "ideal_composition_accuracy": mean([r["ideal_composition"] for r in runs]),
-                "atlas_wins_vs_grid": sum(r["atlas_supervised"] > r["task_arithmetic_grid"] for r in runs),
-                "shots": shots,
-                "seeds": len(runs),
-                "finetune_steps": finetune_steps,
-                "atlas_steps": atlas_steps,
-                "runs": runs,
-                "wall_s": round(time.perf_counter() - start, 2),
-            },
+        },
+        details={
+            "pretrained_accuracy": mean([r["pretrained"] for r in runs]),
+            "task_arithmetic_learned_accuracy": mean([r["task_arithmetic_learned"] for r in runs]),
+            "atlas_entropy_accuracy": mean([r["atlas_entropy"] for r in runs]),
+            "ideal_composition_accuracy": mean([r["ideal_composition"] for r in runs]),
+            "atlas_wins_vs_grid": sum(r["atlas_supervised"] > r["task_arithmetic_grid"] for r in runs),
+            "shots": shots,
+            "seeds": len(runs),
+            "finetune_steps": finetune_steps,
+            "atlas_steps": atlas_steps,
+            "runs": runs,
+            "wall_s": round(time.perf_counter() - start, 2),
         },
     )
 

@@ -20,17 +20,14 @@ Figures: ``branch_posterior_ppl`` and ``branch_seed_ppl`` (after the same traini
 from __future__ import annotations
 
 import math
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
-from _common import mean, parse, write
 from malot_weights.btm import domain_posterior, top_k_weights
 from malot_weights.core import weighted_average
+
+from malot.benchmarking import benchmark_args, mean, write_result
 
 VOCAB, DIM, LENGTH = 48, 32, 32
 PROBE_LENGTH = 8  # the posterior is estimated on short prefixes; whole sequences make it one-hot
@@ -124,34 +121,33 @@ def one_seed(seed: int, n_domains: int, seed_steps: int, expert_steps: int, new_
 
 def main() -> None:
     """Run every seed and write the report."""
-    opts = parse(__doc__ or "", "btm_claim.json")
-    seeds = list(range(opts.seed, opts.seed + (3 if opts.quick else 10)))
+    opts = benchmark_args(__doc__, default_out="btm_claim.json", seeds=10, quick_seeds=3)
+    seeds = opts.seed_list
     seed_steps, expert_steps, new_steps = 300, 60, 10
     n_domains = 4 if opts.quick else 6
-    torch.set_num_threads(1)
     start = time.perf_counter()
     runs = [one_seed(s, n_domains, seed_steps, expert_steps, new_steps) for s in seeds]
     post = mean([r["trained"]["posterior"] for r in runs])
     seed_ppl = mean([r["trained"]["seed"] for r in runs])
-    write(
+    write_result(
         opts.out,
         {
             "branch_posterior_ppl": post,
             "branch_seed_ppl": seed_ppl,
             "ppl_ratio_vs_seed": post / seed_ppl,
-            "details": {
-                "branch_uniform_ppl": mean([r["trained"]["uniform"] for r in runs]),
-                "step0_ppl": {k: mean([r["step0"][k] for r in runs]) for k in ("posterior", "uniform", "seed")},
-                "posterior_wins_vs_seed": sum(r["trained"]["posterior"] < r["trained"]["seed"] for r in runs),
-                "posterior_wins_vs_uniform": sum(r["trained"]["posterior"] < r["trained"]["uniform"] for r in runs),
-                "domains": n_domains,
-                "seed_steps": seed_steps,
-                "expert_steps": expert_steps,
-                "new_domain_steps": new_steps,
-                "seeds": len(runs),
-                "runs": runs,
-                "wall_s": round(time.perf_counter() - start, 2),
-            },
+        },
+        details={
+            "branch_uniform_ppl": mean([r["trained"]["uniform"] for r in runs]),
+            "step0_ppl": {k: mean([r["step0"][k] for r in runs]) for k in ("posterior", "uniform", "seed")},
+            "posterior_wins_vs_seed": sum(r["trained"]["posterior"] < r["trained"]["seed"] for r in runs),
+            "posterior_wins_vs_uniform": sum(r["trained"]["posterior"] < r["trained"]["uniform"] for r in runs),
+            "domains": n_domains,
+            "seed_steps": seed_steps,
+            "expert_steps": expert_steps,
+            "new_domain_steps": new_steps,
+            "seeds": len(runs),
+            "runs": runs,
+            "wall_s": round(time.perf_counter() - start, 2),
         },
     )
 

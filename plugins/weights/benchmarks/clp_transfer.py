@@ -17,12 +17,12 @@ Top-level figures: ``initial_loss_ratio_vs_random``, ``initial_loss_ratio_vs_ove
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, write_result
 
 CLUSTERS, PER_CLUSTER, RENAMED = 8, 6, 2
 
@@ -72,15 +72,11 @@ def _loss(model: Any, tokenizer: Any, texts: list[str]) -> float:
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on 2 cores)")
-    parser.add_argument("--out", default="clp_transfer.json")
-    args = parser.parse_args()
+    args = benchmark_args(__doc__, default_out="clp_transfer.json", seeds=1)
     import torch
     from malot_weights.causal_lm import build_tiny_lm_folder, load_causal_lm, load_tokenizer
     from malot_weights.clp import ClpTransferInput, clp_transfer
 
-    torch.set_num_threads(1)
     start = time.perf_counter()
     pre_steps = 250 if args.quick else 800
     train_steps = 30 if args.quick else 100
@@ -126,11 +122,14 @@ def main() -> None:
             trained[name] = _loss(m, tok, target_test)
         source_on_source = _loss(source, source_tok, _corpus(source_words, 256, 12, seed=4))
         helper_on_target = _loss(helper, helper_tok, target_test)
-    result: dict[str, Any] = {
-        "initial_loss_ratio_vs_random": initial["clp"] / initial["random"],
-        "initial_loss_ratio_vs_overlap_only": initial["clp"] / initial["overlap_only"],
-        "trained_loss_ratio_vs_random": trained["clp"] / trained["random"],
-        "details": {
+    write_result(
+        args.out,
+        {
+            "initial_loss_ratio_vs_random": initial["clp"] / initial["random"],
+            "initial_loss_ratio_vs_overlap_only": initial["clp"] / initial["overlap_only"],
+            "trained_loss_ratio_vs_random": trained["clp"] / trained["random"],
+        },
+        details={
             "quick": args.quick,
             "initial_loss": initial,
             "loss_after_training": trained,
@@ -145,9 +144,7 @@ def main() -> None:
             "entropy_floor_nats": float(torch.log(torch.tensor(2.0 * PER_CLUSTER))),
             "seconds": time.perf_counter() - start,
         },
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    )
 
 
 if __name__ == "__main__":

@@ -16,17 +16,14 @@ data), ``accuracy_gain_vs_average`` (their difference); the fine-tuned models' o
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
 import torch
-from _common import mean, parse, write
 from malot_weights.core import diagonal_fisher, weighted_average
 from malot_weights.fisher import fisher_merge_states
+
+from malot.benchmarking import benchmark_args, mean, write_result
 
 DIM, HIDDEN, CLASSES = 16, 32, 4
 
@@ -112,32 +109,31 @@ def one_seed(seed: int, steps: int, fisher_examples: int) -> dict[str, Any]:
 
 def main() -> None:
     """Run every seed and write the report."""
-    opts = parse(__doc__ or "", "fisher_merge_claim.json")
-    seeds = list(range(opts.seed, opts.seed + (3 if opts.quick else 10)))
+    opts = benchmark_args(__doc__, default_out="fisher_merge_claim.json", seeds=10, quick_seeds=3)
+    seeds = opts.seed_list
     steps = 200 if opts.quick else 600
     fisher_examples = 100 if opts.quick else 300
-    torch.set_num_threads(1)
     start = time.perf_counter()
     runs = [one_seed(s, steps, fisher_examples) for s in seeds]
     fisher_acc = mean([mean(r["fisher_merge"]) for r in runs])
     avg_acc = mean([mean(r["plain_average"]) for r in runs])
-    write(
+    write_result(
         opts.out,
         {
             "fisher_merge_accuracy": fisher_acc,
             "plain_average_accuracy": avg_acc,
             "accuracy_gain_vs_average": fisher_acc - avg_acc,
-            "details": {
-                "finetuned_accuracy": mean([mean(r["finetuned"]) for r in runs]),
-                "fisher_wins": sum(mean(r["fisher_merge"]) > mean(r["plain_average"]) for r in runs),
-                "seeds": len(runs),
-                "runs": runs,
-                "train_steps": steps,
-                "fisher_examples": fisher_examples,
-                "setup": "shared tanh body + per-task heads, pre-trained on a third task; task A inputs on dims 0-7, "
-                "task B on dims 8-15; Fisher with labels sampled from each model on its own task inputs",
-                "wall_s": round(time.perf_counter() - start, 2),
-            },
+        },
+        details={
+            "finetuned_accuracy": mean([mean(r["finetuned"]) for r in runs]),
+            "fisher_wins": sum(mean(r["fisher_merge"]) > mean(r["plain_average"]) for r in runs),
+            "seeds": len(runs),
+            "runs": runs,
+            "train_steps": steps,
+            "fisher_examples": fisher_examples,
+            "setup": "shared tanh body + per-task heads, pre-trained on a third task; task A inputs on dims 0-7, "
+            "task B on dims 8-15; Fisher with labels sampled from each model on its own task inputs",
+            "wall_s": round(time.perf_counter() - start, 2),
         },
     )
 

@@ -19,12 +19,11 @@ had the lower loss on the new task in the rotated language.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, write_result
 
 K_FRACTION = 0.05  # share of the weights an LT-SFT diff may change
 LR = 1e-2
@@ -126,27 +125,25 @@ def _run(seed: int, quick: bool) -> dict[str, float]:
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps and seeds (under a minute on 2 cores)")
-    parser.add_argument("--out", default="sparse_ft_composition.json")
-    args = parser.parse_args()
-    import torch
+    args = benchmark_args(__doc__, default_out="sparse_ft_composition.json", seeds=8, quick_seeds=3)
 
-    torch.set_num_threads(1)
     start = time.perf_counter()
-    seeds = [0, 1, 2] if args.quick else [0, 1, 2, 3, 4, 5, 6, 7]
+    seeds = args.seed_list
     runs = [_run(seed, args.quick) for seed in seeds]
 
     def mean(key: str) -> float:
         return statistics.mean(r[key] for r in runs)
 
-    result: dict[str, Any] = {
-        "sparse_composed_loss": mean("sparse_composed_loss"),
-        "dense_composed_loss": mean("dense_composed_loss"),
-        "composed_loss_ratio": mean("sparse_composed_loss") / mean("dense_composed_loss"),
-        "sparse_interference": mean("sparse_composed_loss") - mean("sparse_single_loss"),
-        "dense_interference": mean("dense_composed_loss") - mean("dense_single_loss"),
-        "details": {
+    write_result(
+        args.out,
+        {
+            "sparse_composed_loss": mean("sparse_composed_loss"),
+            "dense_composed_loss": mean("dense_composed_loss"),
+            "composed_loss_ratio": mean("sparse_composed_loss") / mean("dense_composed_loss"),
+            "sparse_interference": mean("sparse_composed_loss") - mean("sparse_single_loss"),
+            "dense_interference": mean("dense_composed_loss") - mean("dense_single_loss"),
+        },
+        details={
             "quick": args.quick,
             "seeds": seeds,
             "k_fraction": K_FRACTION,
@@ -156,10 +153,7 @@ def main() -> None:
             "runs": runs,
             "seconds": time.perf_counter() - start,
         },
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
-    print(json.dumps(result["details"]["mean_single_loss"]), result["details"]["mean_base_loss"])
+    )
 
 
 if __name__ == "__main__":

@@ -16,17 +16,17 @@ descendants' block parameters: what TLEG stores).
 
 The advantage is an initialisation advantage: in a development run with a 1000-step ancestor (over-fitted, test
 loss 1.7-2.0) and 150 fine-tuning steps, randomly initialised descendants ended better (loss ratio 1.45), so both
-modes keep the ancestor at 300 steps and fine-tune for 40; ``--quick`` only runs fewer seeds.
+modes keep the ancestor at 300 steps and fine-tune for 40; ``--quick`` only runs fewer seeds. These settings were
+chosen after that run: ``--ancestor-steps 1000 --finetune-steps 150`` re-runs the development settings.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
-from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, summarize, write_result
 
 DIM, WIDTH, CLASSES = 16, 48, 10
 
@@ -76,7 +76,7 @@ def _evaluate(model: Any, x: Any, y: Any) -> tuple[float, float]:
         return float(torch.nn.functional.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
 
 
-def _run(seed: int, quick: bool) -> dict[str, Any]:
+def _run(seed: int, ancestor_steps: int, finetune: int) -> dict[str, Any]:
     import copy
 
     import torch
@@ -92,7 +92,7 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
     x_train, x_test = torch.randn(4096, DIM, generator=g), torch.randn(1024, DIM, generator=g)
     y_train, y_test = label(x_train), label(x_test)
     ancestor = _model([_block() for _ in range(6)])
-    _fit(ancestor, x_train, y_train, 300, 3e-3)  # longer training over-fits this small data set
+    _fit(ancestor, x_train, y_train, ancestor_steps, 3e-3)  # default 300: longer training over-fits this data set
     template = _block()
     stack = build_expansion_stack(template, 6, b_init_scale=0.0)
     auxiliary = torch.nn.Sequential(
@@ -104,7 +104,6 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
 
     distill_learngene(auxiliary, ancestor, batch, steps=300, lr=3e-3, temperature=1.0)
     gene_a, gene_b = stack.genes()
-    finetune = 40
     rows = []
     for depth in (3, 4, 8, 10):
         torch.manual_seed(seed * 100 + depth)
@@ -133,31 +132,47 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer seeds (under a minute on 2 cores)")
-    parser.add_argument("--out", default="tleg_init.json")
-    args = parser.parse_args()
-    import torch
-
-    torch.set_num_threads(1)
+    args = benchmark_args(
+        __doc__,
+        default_out="tleg_init.json",
+        seeds=6,
+        quick_seeds=2,
+        extra=[
+            (["--ancestor-steps"], {"type": int, "default": 300, "help": "ancestor training steps (default 300)"}),
+            (["--finetune-steps"], {"type": int, "default": 40, "help": "descendants' fine-tuning steps (default 40)"}),
+        ],
+    )
     start = time.perf_counter()
-    seeds = [0, 1] if args.quick else [0, 1, 2, 3, 4, 5]
-    runs = [_run(seed, args.quick) for seed in seeds]
+    runs = [_run(seed, args.ancestor_steps, args.finetune_steps) for seed in args.seed_list]
     rows = [row for run in runs for row in run["depths"]]
 
     def ratio(key: str) -> float:
         return statistics.mean(r[f"tleg_{key}"] / r[f"random_{key}"] for r in rows)
 
-    result: dict[str, Any] = {
-        "initial_loss_ratio_vs_random": ratio("initial_loss"),
-        "finetuned_loss_ratio_vs_random": ratio("finetuned_loss"),
-        "initial_accuracy_tleg": statistics.mean(r["tleg_initial_accuracy"] for r in rows),
-        "initial_accuracy_random": statistics.mean(r["random_initial_accuracy"] for r in rows),
-        "learngene_parameter_ratio": runs[0]["learngene_parameter_ratio"],
-        "details": {"quick": args.quick, "seeds": seeds, "runs": runs, "seconds": time.perf_counter() - start},
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
+    write_result(
+        args.out,
+        {
+            "initial_loss_ratio_vs_random": ratio("initial_loss"),
+            "finetuned_loss_ratio_vs_random": ratio("finetuned_loss"),
+            "initial_accuracy_tleg": statistics.mean(r["tleg_initial_accuracy"] for r in rows),
+            "initial_accuracy_random": statistics.mean(r["random_initial_accuracy"] for r in rows),
+            "learngene_parameter_ratio": runs[0]["learngene_parameter_ratio"],
+        },
+        details={
+            "quick": args.quick,
+            "seeds": args.seed_list,
+            "ancestor_steps": args.ancestor_steps,
+            "finetune_steps": args.finetune_steps,
+            "finetuned_loss_ratio_over_seeds": summarize(
+                [
+                    statistics.mean(r["tleg_finetuned_loss"] / r["random_finetuned_loss"] for r in run["depths"])
+                    for run in runs
+                ]
+            ),
+            "runs": runs,
+            "seconds": time.perf_counter() - start,
+        },
+    )
 
 
 if __name__ == "__main__":

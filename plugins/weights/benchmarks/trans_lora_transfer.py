@@ -21,12 +21,12 @@ LoRA), ``accuracy_ratio_vs_teacher`` (transferred / teacher; near 1 reproduces t
 
 from __future__ import annotations
 
-import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, write_result
 
 LETTERS = list("abcdefgh")
 DOMAIN_SHARE = 0.5  # share of pre-training sentences that are unlabelled task prompts
@@ -124,15 +124,10 @@ def _train_teacher_lora(model: Any, tokenizer: Any, prompts: list[str], steps: i
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer steps (under a minute on 2 cores)")
-    parser.add_argument("--out", default="trans_lora_transfer.json")
-    args = parser.parse_args()
-    import torch
+    args = benchmark_args(__doc__, default_out="trans_lora_transfer.json", seeds=4, quick_seeds=2)
     from malot_weights.causal_lm import build_tiny_lm_folder, load_causal_lm, load_tokenizer
     from malot_weights.trans_lora import TransLoraConfig, trans_lora
 
-    torch.set_num_threads(1)
     start = time.perf_counter()
     words = [*LETTERS, "yes", "no"]
     test = _prompts(128, 77)
@@ -154,7 +149,7 @@ def main() -> None:
         teacher_accuracy = _accuracy(teacher, tok, test)
         new_base_accuracy = _accuracy(load_causal_lm(new_dir), tok, test)
         real = _prompts(N_REAL, 11)
-        seeds = [0, 1] if args.quick else [0, 1, 2, 3]
+        seeds = args.seed_list
         runs: dict[str, list[dict[str, Any]]] = {"filtered": [], "unfiltered": []}
         for seed in seeds:
             for name, use_filter in (("filtered", True), ("unfiltered", False)):
@@ -206,13 +201,16 @@ def main() -> None:
         return sum(r["accuracy"] for r in runs[name]) / len(runs[name])
 
     transferred = mean_accuracy("filtered")
-    result: dict[str, Any] = {
-        "transferred_accuracy": transferred,
-        "teacher_accuracy": teacher_accuracy,
-        "new_base_accuracy": new_base_accuracy,
-        "accuracy_ratio_vs_teacher": transferred / max(teacher_accuracy, 1e-9),
-        "unfiltered_accuracy": mean_accuracy("unfiltered"),
-        "details": {
+    write_result(
+        args.out,
+        {
+            "transferred_accuracy": transferred,
+            "teacher_accuracy": teacher_accuracy,
+            "new_base_accuracy": new_base_accuracy,
+            "accuracy_ratio_vs_teacher": transferred / max(teacher_accuracy, 1e-9),
+            "unfiltered_accuracy": mean_accuracy("unfiltered"),
+        },
+        details={
             "quick": args.quick,
             "seeds": seeds,
             "n_real_prompts": N_REAL,
@@ -220,9 +218,7 @@ def main() -> None:
             "runs": runs,
             "seconds": time.perf_counter() - start,
         },
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2))
-    print(json.dumps(result, indent=2))
+    )
 
 
 if __name__ == "__main__":
