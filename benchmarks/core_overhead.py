@@ -9,10 +9,7 @@ routing, counters); the baseline awaits exactly the same agent coroutines in the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
-import platform
 import statistics
 import time
 from typing import Any
@@ -32,6 +29,7 @@ from malot.agents import (
     Workflow,
 )
 from malot.agents.budget import BudgetMeter
+from malot.benchmarking import benchmark_args, write_result
 
 ROUNDS = 2
 _SAMPLE = Usage(samples=1, tokens_in=10, tokens_out=5)
@@ -121,12 +119,13 @@ async def run_baseline(attempts: int) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller workload (under a minute on 2 cores)")
-    parser.add_argument("--out", default="core_overhead.json", help="where to write the JSON result")
-    parser.add_argument("--attempts", type=int, default=None)
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
+    args = benchmark_args(
+        __doc__,
+        default_out="core_overhead.json",
+        seeds=1,
+        threads=None,
+        extra=[(["--attempts"], {"type": int, "default": None}), (["--repeats"], {"type": int, "default": None})],
+    )
     attempts = args.attempts or (5_000 if args.quick else 20_000)
     repeats = args.repeats or (3 if args.quick else 5)
     per_group = 4
@@ -141,11 +140,14 @@ def main() -> None:
     assert steps == base_steps == attempts * STEPS_PER_ATTEMPT, (steps, base_steps)
     t_exec = statistics.median(exec_times)
     t_base = statistics.median(base_times)
-    result = {
-        "steps_per_second": steps / t_exec,
-        "baseline_steps_per_second": steps / t_base,
-        "overhead_us_per_step": (t_exec - t_base) / steps * 1e6,
-        "details": {
+    write_result(
+        args.out,
+        {
+            "steps_per_second": steps / t_exec,
+            "baseline_steps_per_second": steps / t_base,
+            "overhead_us_per_step": (t_exec - t_base) / steps * 1e6,
+        },
+        details={
             "ratio_executor_to_baseline_time": t_exec / t_base,
             "attempts": attempts,
             "attempts_per_group": per_group,
@@ -154,13 +156,8 @@ def main() -> None:
             "executor_seconds": exec_times,
             "baseline_seconds": base_times,
             "goal": "overhead under 50 us per step and at least 20,000 steps/s on 2 cores",
-            "python": platform.python_version(),
-            "machine": platform.machine(),
         },
-    }
-    with open(args.out, "w", encoding="utf-8") as fh:
-        json.dump(result, fh, indent=2)
-    print(json.dumps({k: v for k, v in result.items() if k != "details"}, indent=2))
+    )
 
 
 if __name__ == "__main__":

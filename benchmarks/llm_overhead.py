@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, write_result
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPT = "theorem add_comm' (a b : ℕ) : a + b = b + a := by"
@@ -116,22 +116,25 @@ async def measure(base_url: str, model: str, args: argparse.Namespace) -> dict[s
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main() -> int:
     """Parse arguments, start (or reuse) the server, measure, and write the JSON result."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small workload (the server start dominates)")
-    parser.add_argument("--requests", type=int, default=None, help="requests per round")
-    parser.add_argument("--concurrency", type=int, default=None)
-    parser.add_argument("--max-tokens", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=None, help="rounds per client")
-    parser.add_argument("--server-url", default=None, help="use this running server (http://host:port/v1#name)")
-    parser.add_argument("--model-dir", type=Path, default=REPO / "tests" / ".cache" / "tiny-models")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args(argv)
+    args = benchmark_args(
+        __doc__,
+        default_out="llm_overhead.json",
+        seeds=1,
+        threads=None,
+        extra=[
+            (["--requests"], {"type": int, "default": None, "help": "requests per round"}),
+            (["--concurrency"], {"type": int, "default": None}),
+            (["--max-tokens"], {"type": int, "default": 8}),
+            (["--repeats"], {"type": int, "default": None, "help": "rounds per client"}),
+            (["--server-url"], {"default": None, "help": "use this running server (http://host:port/v1#name)"}),
+            (["--model-dir"], {"type": Path, "default": REPO / "tests" / ".cache" / "tiny-models"}),
+        ],
+    )
     args.requests = args.requests or (48 if args.quick else 128)
     args.concurrency = args.concurrency or 16
     args.repeats = args.repeats or (8 if args.quick else 16)
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     started = time.perf_counter()
@@ -160,12 +163,9 @@ def main(argv: list[str] | None = None) -> int:
             "server": args.server_url or "local vLLM CPU server, tiny random Llama",
         },
         total_s=time.perf_counter() - started,
-        machine={"python": platform.python_version(), "cpus": os.cpu_count(), "load_avg": os.getloadavg()},
     )
-    text = json.dumps(result, indent=2)
-    if args.out:
-        args.out.write_text(text + "\n", encoding="utf-8")
-    print(text if not args.out else json.dumps({k: v for k, v in result.items() if k != "details"}))
+    details = result.pop("details")
+    write_result(args.out, result, details=details)
     return 0
 
 

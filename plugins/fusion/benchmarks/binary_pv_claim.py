@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 
 import torch
-from _common import parse, write
 from malot_fusion.binary_pv import BinaryPV, hamming_prefilter, hamming_search, pack_codes
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def corpus(n: int, topics: torch.Tensor, length: int, generator: torch.Generator) -> tuple[list[list[int]], list[int]]:
@@ -30,7 +31,7 @@ def precision_at(neighbours: torch.Tensor, query_labels: list[int], labels: list
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "binary_pv_claim.json")
+    args = benchmark_args(__doc__, default_out="binary_pv_claim.json", seeds=1)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
     n_topics, vocab, bits = 8, 300, 32
@@ -67,7 +68,7 @@ def main() -> None:
         sum(len(set(a) & set(b)) for a, b in zip(prefilter_top.tolist(), real_top.tolist(), strict=True))
         / real_top.numel()
     )
-    write(
+    write_result(
         args.out,
         {
             "binary_precision_at_10": p_binary,
@@ -75,19 +76,19 @@ def main() -> None:
             "random_precision_at_10": precision_at(random_top, query_labels, labels),
             "binary_vs_real_precision_ratio": p_binary / p_real,
             "prefilter_recall_of_real_top10": recall,
-            "details": {
-                "bits": bits,
-                "code_bytes": int(db_codes.shape[1]),
-                "documents": n_docs,
-                "queries": n_queries,
-                "topics": n_topics,
-                "prefilter_candidates": 50,
-                "prefilter_precision_at_10": precision_at(prefilter_top, query_labels, labels),
-                "hamming_search_seconds": hamming_seconds,
-                "float_cosine_search_seconds": cosine_seconds,
-                "note": "search timings are for this tiny database; Hamming wins at scale (bytes per code, XOR)",
-                "claim": "binary codes keep most of the real-valued precision, far above random",
-            },
+        },
+        details={
+            "bits": bits,
+            "code_bytes": int(db_codes.shape[1]),
+            "documents": n_docs,
+            "queries": n_queries,
+            "topics": n_topics,
+            "prefilter_candidates": 50,
+            "prefilter_precision_at_10": precision_at(prefilter_top, query_labels, labels),
+            "hamming_search_seconds": hamming_seconds,
+            "float_cosine_search_seconds": cosine_seconds,
+            "note": "search timings are for this tiny database; Hamming wins at scale (bytes per code, XOR)",
+            "claim": "binary codes keep most of the real-valued precision, far above random",
         },
     )
 

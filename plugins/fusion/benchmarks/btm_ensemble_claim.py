@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 
 import torch
-from _common import parse, write
 from malot_fusion.btm_ensemble import domain_posterior, ensemble_log_probs, estimate_prior
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def bigram_log_probs(sequences: torch.Tensor, vocab: int, k: float = 0.1) -> torch.Tensor:
@@ -36,7 +37,7 @@ def sample_chain(transition: torch.Tensor, n: int, length: int, generator: torch
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "btm_ensemble_claim.json")
+    args = benchmark_args(__doc__, default_out="btm_ensemble_claim.json", seeds=1)
     generator = torch.Generator().manual_seed(args.seed)
     domains, vocab, length = 4, 60, 48
     train_n, test_n = (150, 100) if args.quick else (600, 300)
@@ -85,7 +86,7 @@ def main() -> None:
     per_domain = [nll(test[d], d) for d in range(domains)]
     mean = {k: sum(p[k] for p in per_domain) / domains for k in per_domain[0]}
     ppl = {k: math.exp(v) for k, v in mean.items()}
-    write(
+    write_result(
         args.out,
         {
             "btm_posterior_perplexity": ppl["btm_posterior"],
@@ -93,18 +94,18 @@ def main() -> None:
             "dense_perplexity": ppl["dense"],
             "oracle_expert_perplexity": ppl["oracle_expert"],
             "btm_vs_uniform_ratio": ppl["btm_posterior"] / ppl["uniform_ensemble"],
-            "details": {
-                "btm_posterior_top1_perplexity": ppl["btm_posterior_top1"],
-                "estimated_prior": torch.exp(prior).tolist(),
-                "domains": domains,
-                "vocab": vocab,
-                "train_sequences_per_domain": train_n,
-                "test_sequences_per_domain": test_n,
-                "sequence_length": length,
-                "per_domain_nll": per_domain,
-                "claim": "posterior-weighted ensemble close to the oracle expert, better than uniform and dense",
-                "claim_holds": ppl["btm_posterior"] < min(ppl["uniform_ensemble"], ppl["dense"]),
-            },
+        },
+        details={
+            "btm_posterior_top1_perplexity": ppl["btm_posterior_top1"],
+            "estimated_prior": torch.exp(prior).tolist(),
+            "domains": domains,
+            "vocab": vocab,
+            "train_sequences_per_domain": train_n,
+            "test_sequences_per_domain": test_n,
+            "sequence_length": length,
+            "per_domain_nll": per_domain,
+            "claim": "posterior-weighted ensemble close to the oracle expert, better than uniform and dense",
+            "claim_holds": ppl["btm_posterior"] < min(ppl["uniform_ensemble"], ppl["dense"]),
         },
     )
 

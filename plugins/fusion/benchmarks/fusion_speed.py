@@ -14,14 +14,14 @@ per-step solve) and per-model step timings, so the cost of the weight solve is v
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from malot.benchmarking import benchmark_args, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -39,14 +39,18 @@ class _StaticFusion:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer tokens and repeats (under a minute on 2 cores)")
-    parser.add_argument("--out", type=Path, default=Path("fusion_speed.json"))
-    parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "malot-fusion-bench-models")
-    parser.add_argument("--tokens", type=int, default=None)
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeats", type=int, default=None)
-    args = parser.parse_args()
+    args = benchmark_args(
+        __doc__,
+        default_out="fusion_speed.json",
+        seeds=1,
+        threads=int(os.environ.get("OMP_NUM_THREADS", "1")),
+        extra=[
+            (["--models"], {"type": Path, "default": Path(tempfile.gettempdir()) / "malot-fusion-bench-models"}),
+            (["--tokens"], {"type": int, "default": None}),
+            (["--batch"], {"type": int, "default": 4}),
+            (["--repeats"], {"type": int, "default": None}),
+        ],
+    )
 
     import torch
     from malot_fusion.fusion_processor import FusionLogitsProcessor
@@ -54,7 +58,6 @@ def main() -> None:
     from malot_fusion.testing import build_fusion_models
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     tokens = args.tokens or (32 if args.quick else 128)
     repeats = args.repeats or (3 if args.quick else 5)
     paths = build_fusion_models(args.models)
@@ -145,11 +148,14 @@ def main() -> None:
     fused_t, unfused_t, static_t = (statistics.median(x) for x in (fused_times, unfused_times, static_times))
     fused_passes = fused_large_calls + fused_side
     weights = [w[0] for s in processor.recorder.steps for w in s.weights]
-    result = {
-        "fused_tokens_per_second": generated / fused_t,
-        "unfused_tokens_per_second": generated / unfused_t,
-        "forward_passes_ratio": fused_passes / unfused_calls,
-        "details": {
+    write_result(
+        args.out,
+        {
+            "fused_tokens_per_second": generated / fused_t,
+            "unfused_tokens_per_second": generated / unfused_t,
+            "forward_passes_ratio": fused_passes / unfused_calls,
+        },
+        details={
             "rows": len(rows),
             "new_tokens_per_row": tokens,
             "repeats": repeats,
@@ -168,10 +174,7 @@ def main() -> None:
             "times_seconds": {"fused": fused_times, "unfused": unfused_times, "static": static_times},
             "threads": torch.get_num_threads(),
         },
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    )
 
 
 if __name__ == "__main__":

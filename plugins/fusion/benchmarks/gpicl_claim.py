@@ -8,12 +8,13 @@ the same model trained on a small fixed pool of tasks memorises them and does no
 from __future__ import annotations
 
 import torch
-from _common import parse, write
 from malot_fusion.gpicl import GaussianTaskSource, ICLTransformer, in_context_accuracy, meta_train
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "gpicl_claim.json")
+    args = benchmark_args(__doc__, default_out="gpicl_claim.json", seeds=1)
     torch.manual_seed(args.seed)
     dim, classes, length = 6, 3, 24
     steps, batch = (200, 32) if args.quick else (2000, 48)
@@ -33,24 +34,24 @@ def main() -> None:
             "last_positions_accuracy": float(accuracy[-8:].mean()),
             "final_train_loss": sum(losses[-20:]) / 20,
         }
-    write(
+    write_result(
         args.out,
         {
             "unseen_task_accuracy_late": results["many_tasks"]["last_positions_accuracy"],
             "unseen_task_accuracy_early": results["many_tasks"]["first_positions_accuracy"],
             "fixed_pool_unseen_task_accuracy_late": results["four_tasks"]["last_positions_accuracy"],
             "chance_accuracy": 1.0 / classes,
-            "details": {
-                "per_regime": results,
-                "accuracy_by_position": curves,
-                "meta_training_steps": steps,
-                "input_dim": dim,
-                "classes": classes,
-                "sequence_length": length,
-                "claim": "accuracy on unseen tasks rises with context when meta-trained on many tasks",
-                "claim_holds": results["many_tasks"]["last_positions_accuracy"]
-                > max(results["many_tasks"]["first_positions_accuracy"], 1.0 / classes) + 0.05,
-            },
+        },
+        details={
+            "per_regime": results,
+            "accuracy_by_position": curves,
+            "meta_training_steps": steps,
+            "input_dim": dim,
+            "classes": classes,
+            "sequence_length": length,
+            "claim": "accuracy on unseen tasks rises with context when meta-trained on many tasks",
+            "claim_holds": results["many_tasks"]["last_positions_accuracy"]
+            > max(results["many_tasks"]["first_positions_accuracy"], 1.0 / classes) + 0.05,
         },
     )
 

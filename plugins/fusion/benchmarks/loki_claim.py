@@ -11,12 +11,13 @@ evaluated on samples of all 36 labels (27 of them unseen in training).
 from __future__ import annotations
 
 import torch
-from _common import parse, write
 from malot_fusion.loki import LokiPredictor, graph_distances
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "loki_claim.json")
+    args = benchmark_args(__doc__, default_out="loki_claim.json", seeds=1)
     torch.manual_seed(args.seed)
     side = 6
     n_labels = side * side
@@ -56,7 +57,7 @@ def main() -> None:
         }
 
     s_loki, s_argmax = scores(loki), scores(argmax)
-    write(
+    write_result(
         args.out,
         {
             "loki_accuracy": s_loki["accuracy"],
@@ -65,19 +66,19 @@ def main() -> None:
             "argmax_unseen_accuracy": s_argmax["unseen_accuracy"],
             "loki_mean_squared_distance": s_loki["mean_squared_distance"],
             "argmax_mean_squared_distance": s_argmax["mean_squared_distance"],
-            "details": {
-                "labels": n_labels,
-                "observed_labels": observed,
-                "input_noise": noise,
-                "test_samples_per_label": test_n,
-                "distinct_labels_predicted": {
-                    "loki": int(loki.unique().numel()),
-                    "argmax": int(argmax.unique().numel()),
-                },
-                "claim": "Loki predicts unseen labels and lowers the expected squared distance vs argmax",
-                "claim_holds": s_loki["unseen_accuracy"] > 0
-                and s_loki["mean_squared_distance"] < s_argmax["mean_squared_distance"],
+        },
+        details={
+            "labels": n_labels,
+            "observed_labels": observed,
+            "input_noise": noise,
+            "test_samples_per_label": test_n,
+            "distinct_labels_predicted": {
+                "loki": int(loki.unique().numel()),
+                "argmax": int(argmax.unique().numel()),
             },
+            "claim": "Loki predicts unseen labels and lowers the expected squared distance vs argmax",
+            "claim_holds": s_loki["unseen_accuracy"] > 0
+            and s_loki["mean_squared_distance"] < s_argmax["mean_squared_distance"],
         },
     )
 

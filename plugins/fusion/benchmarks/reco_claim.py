@@ -15,12 +15,13 @@ background (below a threshold; each method gets its own best threshold, so the c
 from __future__ import annotations
 
 import torch
-from _common import parse, write
 from malot_fusion.retrieve_coseg import build_references, label_features, retrieve
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "reco_claim.json")
+    args = benchmark_args(__doc__, default_out="reco_claim.json", seeds=1)
     generator = torch.Generator().manual_seed(args.seed)
     concepts, backgrounds, dim = 8, 10, 32
     n_items, n_test, k = (200, 80, 12) if args.quick else (800, 300, 24)
@@ -81,24 +82,24 @@ def main() -> None:
             "background_rejected": float((labelled[~objects] == -1).double().mean()),
             "threshold": best_t,
         }
-    write(
+    write_result(
         args.out,
         {
             "reco_patch_accuracy": scores["reco"]["patch_accuracy"],
             "naive_mean_patch_accuracy": scores["naive_mean"]["patch_accuracy"],
             "text_embedding_patch_accuracy": scores["text_embedding"]["patch_accuracy"],
             "retrieval_precision_at_k": retrieval_precision,
-            "details": {
-                "per_method": scores,
-                "concepts": concepts,
-                "items": n_items,
-                "retrieved_per_concept": k,
-                "test_items": n_test,
-                "majority_background_accuracy": float((truth == -1).double().mean()),
-                "claim": "co-segmented references localise concepts better than text or naive references",
-                "claim_holds": scores["reco"]["patch_accuracy"]
-                > max(scores["naive_mean"]["patch_accuracy"], scores["text_embedding"]["patch_accuracy"]),
-            },
+        },
+        details={
+            "per_method": scores,
+            "concepts": concepts,
+            "items": n_items,
+            "retrieved_per_concept": k,
+            "test_items": n_test,
+            "majority_background_accuracy": float((truth == -1).double().mean()),
+            "claim": "co-segmented references localise concepts better than text or naive references",
+            "claim_holds": scores["reco"]["patch_accuracy"]
+            > max(scores["naive_mean"]["patch_accuracy"], scores["text_embedding"]["patch_accuracy"]),
         },
     )
 

@@ -10,12 +10,13 @@ Task: sets of numbers in [0, 1]; the answer is the subset above 0.5, emitted by 
 from __future__ import annotations
 
 import torch
-from _common import parse, write
 from malot_fusion.set2seq import Set2Seq, min_over_orders_nll, subset_accuracy, subset_task_batch, train_subset_task
+
+from malot.benchmarking import benchmark_args, write_result
 
 
 def main() -> None:
-    args = parse(__doc__.split("\n")[0], "set2seq_claim.json")
+    args = benchmark_args(__doc__, default_out="set2seq_claim.json", seeds=1)
     set_size = 4
     steps = 120 if args.quick else 1000
     results: dict[str, dict[str, float]] = {}
@@ -40,7 +41,7 @@ def main() -> None:
     original = [sorted(p) for p in model.predict(x)]
     shuffled = [sorted(int(perm[i]) for i in p) for p in model.predict(x[:, perm])]
     invariant = sum(a == b for a, b in zip(original, shuffled, strict=True)) / len(original)
-    write(
+    write_result(
         args.out,
         {
             "order_free_set_accuracy": results["order_free"]["set_accuracy"],
@@ -48,15 +49,15 @@ def main() -> None:
             "order_free_best_order_nll": results["order_free"]["best_order_nll"],
             "random_order_best_order_nll": results["random_order"]["best_order_nll"],
             "shuffled_input_same_output_fraction": invariant,
-            "details": {
-                "per_loss": results,
-                "set_size": set_size,
-                "training_steps": steps,
-                "process_steps": 5,
-                "claim": "order-free loss trains better on set outputs; the encoder output ignores input order",
-                "claim_holds": results["order_free"]["best_order_nll"] < results["random_order"]["best_order_nll"]
-                and invariant == 1.0,
-            },
+        },
+        details={
+            "per_loss": results,
+            "set_size": set_size,
+            "training_steps": steps,
+            "process_steps": 5,
+            "claim": "order-free loss trains better on set outputs; the encoder output ignores input order",
+            "claim_holds": results["order_free"]["best_order_nll"] < results["random_order"]["best_order_nll"]
+            and invariant == 1.0,
         },
     )
 

@@ -9,13 +9,14 @@ fusion (float32 both). Writes the texts, whether they agree, and the per-step we
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
 import tempfile
 import time
 from pathlib import Path
+
+from malot.benchmarking import benchmark_args, write_result
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -53,12 +54,16 @@ async def run(models: dict[str, Path], tokens: int, record: Path) -> dict[str, o
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("vllm_fusion_check.json"))
-    parser.add_argument("--models", type=Path, default=Path(tempfile.gettempdir()) / "malot-fusion-bench-models")
-    parser.add_argument("--tokens", type=int, default=12)
-    parser.add_argument("--quick", action="store_true", help="accepted for symmetry; the run is already short")
-    args = parser.parse_args()
+    args = benchmark_args(
+        __doc__,
+        default_out="vllm_fusion_check.json",
+        seeds=1,
+        threads=os.cpu_count() or 1,
+        extra=[
+            (["--models"], {"type": Path, "default": Path(tempfile.gettempdir()) / "malot-fusion-bench-models"}),
+            (["--tokens"], {"type": int, "default": 12}),
+        ],
+    )
     from malot_fusion.testing import build_fusion_models
 
     models = build_fusion_models(args.models)
@@ -68,12 +73,11 @@ def main() -> None:
     result = asyncio.run(run(models, args.tokens, record))
     steps = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     result["vllm_fused_steps_recorded"] = len(steps)
-    details = result["details"]
+    details = result.pop("details")
     assert isinstance(details, dict)
     details["first_steps"] = steps[:6]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    details["quick"] = "accepted for symmetry; the run is already short"
+    write_result(args.out, result, details=details)
 
 
 if __name__ == "__main__":
