@@ -81,8 +81,9 @@ class LLMSettings(_Section):
     an OpenAI-compatible server, or ``script:FILE`` for the scripted model.
     """
 
-    #: The default preset's model (malot.provers.presets.DEFAULT_PRESET, MA-LoT's released LoT-Solver).
-    model: str = "RickyDeSkywalker/LoT-Solver"
+    #: The default preset's model (malot.provers.presets.DEFAULT_PRESET: MA-LoT on DeepSeek-Prover-V1.5-RL, not
+    #: gated on the hub; MA-LoT's LoT-Solver is gated: --preset lot-solver after huggingface-cli login).
+    model: str = "deepseek-ai/DeepSeek-Prover-V1.5-RL"
     backend: Literal["auto", "vllm", "hf", "openai", "script"] = "auto"
     api_key_env: str = "OPENAI_API_KEY"
     request_timeout_s: float = Field(600.0, gt=0)

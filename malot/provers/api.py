@@ -28,7 +28,7 @@ from malot.errors import BudgetExhaustedError, ConfigError, MalotError
 from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps, Sampling
 from malot.provers.batching import RequestBatcher
 from malot.provers.demos import Demo, DemoSource
-from malot.provers.presets import Preset, get_preset, preset_for_model
+from malot.provers.presets import DEFAULT_PRESET, Preset, get_preset, preset_for_model
 from malot.provers.problem import Problem, load_problem
 from malot.provers.strategies import Strategy, make_strategy
 from malot.provers.templates import ModelTemplate, load_template
@@ -127,9 +127,16 @@ def resolve_setup(
     """Combine explicit arguments > settings explicitly set > the model's preset > built-in defaults."""
     prover = settings.prover
     explicit = prover.model_fields_set
-    preset: Preset | None = get_preset(prover.preset) if prover.preset else preset_for_model(settings.llm.model)
+    model_set = "model" in settings.llm.model_fields_set
+    preset: Preset | None
+    if prover.preset:
+        preset = get_preset(prover.preset)
+    elif not model_set:  # nothing chosen: the default preset (its model is llm.model's default)
+        preset = get_preset(DEFAULT_PRESET)
+    else:
+        preset = preset_for_model(settings.llm.model)
     model = settings.llm.model
-    if prover.preset and preset is not None and "model" not in settings.llm.model_fields_set:
+    if preset is not None and not model_set:
         model = preset.model
     chosen_strategy = strategy or (prover.strategy if "strategy" in explicit or preset is None else preset.strategy)
     if template is None:

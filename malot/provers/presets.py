@@ -1,7 +1,8 @@
 """Presets: an open prover model bundled with its prompt template, strategy and sampling parameters.
 
-``malot prove`` uses :data:`DEFAULT_PRESET` (LoT-Solver, the model MA-LoT released, with the MA-LoT strategy)
-unless ``--preset``, ``--model`` or the config say otherwise. A model string that matches a preset's hub id (or ends
+``malot prove`` uses :data:`DEFAULT_PRESET` (the MA-LoT strategy on DeepSeek-Prover-V1.5-RL, whose weights download
+without a hub account) unless ``--preset``, ``--model`` or the config say otherwise; MA-LoT's own model, LoT-Solver,
+is gated on the hub and one flag away (``--preset lot-solver``, after ``huggingface-cli login``). A model string that matches a preset's hub id (or ends
 with its last path component, e.g. a local folder ``/models/Goedel-Prover-V2-8B``) picks that preset's template.
 """
 
@@ -51,6 +52,17 @@ PRESETS: dict[str, Preset] = {
             0.95,
             2048,
             "DeepSeek-Prover-V1.5-RL, whole-proof completion (the baseline MA-LoT compares against).",
+        ),
+        Preset(
+            "ma-lot-deepseek-v1.5-rl",
+            "deepseek-ai/DeepSeek-Prover-V1.5-RL",
+            "deepseek-prover-v1.5",
+            "ma-lot",
+            1.0,
+            0.95,
+            2048,
+            "The default: MA-LoT's prover + Lean-feedback corrector on DeepSeek-Prover-V1.5-RL (its template's "
+            "corrector prompt), which downloads without a hub account. MA-LoT's own LoT-Solver: --preset lot-solver.",
         ),
         Preset(
             "deepseek-prover-v1.5-sft",
@@ -135,8 +147,9 @@ PRESETS: dict[str, Preset] = {
     )
 }
 
-#: The preset ``malot prove`` uses by default; ``LLMSettings.model`` defaults to its model.
-DEFAULT_PRESET = "lot-solver"
+#: The preset used when neither a model nor a preset is configured; ``LLMSettings.model`` defaults to its model.
+#: Ungated on the hub, so a fresh set-up reaches a proof without an account (LoT-Solver is gated).
+DEFAULT_PRESET = "ma-lot-deepseek-v1.5-rl"
 
 
 def get_preset(name: str) -> Preset:

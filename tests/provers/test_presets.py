@@ -9,12 +9,29 @@ from malot.errors import ConfigError
 from malot.provers import DEFAULT_PRESET, PRESETS, get_preset, load_template, preset_for_model, resolve_setup
 
 
-def test_default_preset_matches_the_default_model() -> None:
+def test_default_preset_is_ma_lot_on_an_ungated_model() -> None:
     preset = get_preset(DEFAULT_PRESET)
-    assert preset.model == LLMSettings().model == "RickyDeSkywalker/LoT-Solver"
+    assert preset.model == LLMSettings().model == "deepseek-ai/DeepSeek-Prover-V1.5-RL"  # no hub login needed
     setup = resolve_setup(Settings())
-    assert (setup.strategy, setup.template.name, setup.samples, setup.rounds) == ("ma-lot", "lot-solver", 4, 2)
+    assert (setup.strategy, setup.template.name, setup.samples, setup.rounds) == (
+        "ma-lot",
+        "deepseek-prover-v1.5",
+        4,
+        2,
+    )
+    assert setup.template.supports_correction and setup.preset is preset
+    assert (setup.sampling.temperature, setup.sampling.top_p) == (1.0, 0.95)
+
+
+def test_lot_solver_is_one_flag_away() -> None:
+    setup = resolve_setup(Settings.model_validate({"prover": {"preset": "lot-solver"}}))
+    assert (setup.model, setup.strategy, setup.template.name) == ("RickyDeSkywalker/LoT-Solver", "ma-lot", "lot-solver")
     assert (setup.sampling.temperature, setup.sampling.top_p) == (0.8, 0.8)
+    # naming the DeepSeek model yourself gets its own (whole-proof baseline) preset, as before
+    named = resolve_setup(Settings.model_validate({"llm": {"model": "deepseek-ai/DeepSeek-Prover-V1.5-RL"}}))
+    assert (
+        named.strategy == "whole-proof" and named.preset is not None and named.preset.name == "deepseek-prover-v1.5-rl"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -22,7 +39,8 @@ def test_every_preset_has_a_loadable_template(name: str) -> None:
     preset = PRESETS[name]
     template = load_template(preset.template)
     assert preset.strategy in ("ma-lot", "whole-proof")
-    assert preset_for_model(preset.model) == preset
+    found = preset_for_model(preset.model)
+    assert found is not None and found.model == preset.model
     if preset.strategy == "ma-lot":
         assert template.supports_correction
 
@@ -64,7 +82,7 @@ def test_doctor_reports_the_setup() -> None:
 
     ok = {c.name: c for c in checks(Settings())}
     assert ok["strategy"].status == "ok" and "ma-lot: 4 samples, 2 correction rounds" in ok["strategy"].detail
-    assert ok["model"].detail == "RickyDeSkywalker/LoT-Solver (preset lot-solver)"
+    assert ok["model"].detail == "deepseek-ai/DeepSeek-Prover-V1.5-RL (preset ma-lot-deepseek-v1.5-rl)"
     bad = checks(Settings.model_validate({"prover": {"template": "codegen2-infill"}}))
     assert [c.status for c in bad] == ["error"] and "no corrector prompt" in bad[0].detail
     unknown = {c.name: c for c in checks(Settings.model_validate({"llm": {"model": "/models/mine"}}))}
