@@ -46,6 +46,7 @@ def checks(settings: Settings) -> list[Check]:
         ),
         _transformers_check(),
         _vllm_check(),
+        _codegen_cache_check(),
         _model_check(settings),
     ]
     return out
@@ -80,6 +81,17 @@ def _vllm_check() -> Check:
             "run on a GPU machine, or use the transformers backend (--backend hf)",
         )
     return Check(SECTION, "backend: vllm in-process", "ok", f"vllm {_version('vllm')} (--backend vllm)")
+
+
+def _codegen_cache_check() -> Check:
+    """Where the vLLM backends keep CodeGen checkpoints converted to GPT-J (see malot.llm.convert.cache)."""
+    from malot.llm.convert.cache import codegen_cache_root
+    from malot.llm.convert.codegen import MANIFEST_NAME
+
+    root = codegen_cache_root()
+    done = sum(1 for p in root.iterdir() if (p / MANIFEST_NAME).is_file()) if root.is_dir() else 0
+    detail = f"{root} ({done} conversion{'s' if done != 1 else ''}; set MALOT_CODEGEN_CACHE to move it)"
+    return Check(SECTION, "vllm: CodeGen -> GPT-J cache", "ok", detail)
 
 
 def _model_check(settings: Settings) -> Check:
