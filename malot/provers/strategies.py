@@ -67,23 +67,49 @@ class Strategy:
         return {"strategy": self.name, "rounds": self.rounds}
 
 
+def _repair_settings(settings: Settings | None) -> Any:
+    """The ``[decompose]`` settings when ``--repair`` (``decompose.repair``) is on, else ``None``."""
+    return settings.decompose if settings is not None and settings.decompose.repair else None
+
+
+def _repair_stage(repair: Any, decomposer: Any = None) -> tuple[list[Any], list[Any]]:
+    """The repair node and its edges (APOLLO-style, :mod:`malot.provers.decompose.repair`) when ``repair`` is
+    set: a failed verdict goes to ``repair`` (once per proof), whose assembled proof goes back to the verifier."""
+    if repair is None:
+        return [], []
+    from malot.provers.decompose.engine import Decomposer
+    from malot.provers.decompose.repair import RepairAgent, repairable
+
+    agent = RepairAgent(decomposer or Decomposer(repair))
+    return [agent], [Edge("verifier", "repair", repairable), ("repair", "verifier")]
+
+
 class WholeProof(Strategy):
-    """Whole-proof sampling: each attempt draws one complete proof and verifies it; no correction."""
+    """Whole-proof sampling: each attempt draws one complete proof and verifies it; no correction. With
+    ``repair`` (the ``[decompose]`` settings), a failed proof is cut at its failing steps and repaired once."""
 
     name = "whole-proof"
 
+    def __init__(self, *, rounds: int = 0, repair: Any = None) -> None:
+        super().__init__(rounds=rounds)
+        self.repair = repair
+
     @classmethod
     def from_settings(cls, *, rounds: int, settings: Settings | None = None) -> Strategy:
-        return cls()
+        return cls(repair=_repair_settings(settings))
 
     def workflow(self) -> Workflow:
+        agents, edges = _repair_stage(self.repair)
         return Workflow(
             "whole-proof",
-            [WholeProofAgent(), VerifierAgent()],
-            [("whole_proof", "verifier"), Edge("verifier", END)],
+            [WholeProofAgent(), VerifierAgent(), *agents],
+            [("whole_proof", "verifier"), Edge("verifier", END, "verified"), *edges, Edge("verifier", END)],
             start="whole_proof",
-            max_steps=4,
+            max_steps=6,
         )
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "repair": self.repair is not None}
 
 
 class MALoT(Strategy):
@@ -91,8 +117,16 @@ class MALoT(Strategy):
 
     name = "ma-lot"
 
-    def __init__(self, *, rounds: int = 2) -> None:
+    def __init__(self, *, rounds: int = 2, repair: Any = None) -> None:
         super().__init__(rounds=rounds)
+        self.repair = repair
+
+    @classmethod
+    def from_settings(cls, *, rounds: int, settings: Settings | None = None) -> Strategy:
+        return cls(rounds=rounds, repair=_repair_settings(settings))
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "repair": self.repair is not None}
 
     def check_template(self, template: ModelTemplate) -> None:
         if self.rounds > 0 and not template.supports_correction:
@@ -107,18 +141,20 @@ class MALoT(Strategy):
         def correctable(message: Message, view: RouteView) -> bool:
             return isinstance(message, ProofFeedback) and message.candidate.round < rounds
 
+        agents, edges = _repair_stage(self.repair)
         return Workflow(
             "ma-lot",
-            [LoTProverAgent(), VerifierAgent(), CorrectorAgent()],
+            [LoTProverAgent(), VerifierAgent(), CorrectorAgent(), *agents],
             [
                 ("prover", "verifier"),
                 Edge("verifier", END, "verified"),
+                *edges,
                 Edge("verifier", "corrector", correctable),
                 Edge("verifier", END),
                 ("corrector", "verifier"),
             ],
             start="prover",
-            max_steps=2 * (rounds + 1) + 1,
+            max_steps=(4 if agents else 2) * (rounds + 1) + 1,
         )
 
 

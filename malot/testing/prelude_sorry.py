@@ -5,7 +5,8 @@ string and number literals (``OfNat.ofNat Nat n (instOfNatNat n)``), so a prelud
 declare ``Bool``, ``Nat``, ``OfNat``/``OfNat.ofNat``/``instOfNatNat``, ``String``, ``Lean.Name`` and the axiom
 ``sorryAx`` itself. ``Nat``, ``OfNat``, ``String`` and ``Lean.Name`` are declared with ``genCtorIdx false``: Lean
 builds no ``casesOn`` for these names in a prelude file, and the ``ctorIdx`` construction that needs it would fail.
-A theorem whose proof uses ``sorry`` then reports ``declaration uses `sorry``` and ``#print axioms`` lists
+``PUnit``/``Unit`` (as in ``Init``) keep error recovery quiet: without them every elaboration error is followed by
+"Unknown constant `Unit`" errors at the enclosing ``have`` steps. A theorem whose proof uses ``sorry`` then reports ``declaration uses `sorry``` and ``#print axioms`` lists
 ``sorryAx``, exactly as with Lean's own ``Init``. Found by trial with the real fixture
 (:mod:`malot.testing.prelude_lean`); the header needs ``universe u`` declared before it.
 """
@@ -45,6 +46,11 @@ inductive Lean.Name where
   | num (pre : Lean.Name) (i : Nat) : Lean.Name
 
 axiom sorryAx (α : Sort u) (synthetic : Bool) : α
+
+inductive PUnit : Sort (max 1 u) where
+  | unit : PUnit
+
+abbrev Unit : Type := PUnit.{1}
 
 """
 
