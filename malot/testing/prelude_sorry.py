@@ -6,9 +6,10 @@ declare ``Bool``, ``Nat``, ``OfNat``/``OfNat.ofNat``/``instOfNatNat``, ``String`
 ``sorryAx`` itself. ``Nat``, ``OfNat``, ``String`` and ``Lean.Name`` are declared with ``genCtorIdx false``: Lean
 builds no ``casesOn`` for these names in a prelude file, and the ``ctorIdx`` construction that needs it would fail.
 ``PUnit``/``Unit`` (as in ``Init``) keep error recovery quiet: without them every elaboration error is followed by
-"Unknown constant `Unit`" errors at the enclosing ``have`` steps. A theorem whose proof uses ``sorry`` then reports ``declaration uses `sorry``` and ``#print axioms`` lists
-``sorryAx``, exactly as with Lean's own ``Init``. Found by trial with the real fixture
-(:mod:`malot.testing.prelude_lean`); the header needs ``universe u`` declared before it.
+"Unknown constant `Unit`" errors at the enclosing ``have`` steps. A theorem whose proof uses ``sorry`` then
+reports ``declaration uses `sorry``` and ``#print axioms`` lists ``sorryAx``, exactly as with Lean's own ``Init``.
+Found by trial with the real fixture (:mod:`malot.testing.prelude_lean`); the header needs ``universe u`` declared
+before it.
 """
 
 from __future__ import annotations
