@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
+import socket
 from pathlib import Path
 from typing import Any
 
 import click
 
 from malot.cli.common import err_console, load_cli_settings
-from malot.errors import BackendUnavailableError
+from malot.errors import BackendUnavailableError, MalotError
 from malot.provers.registry import strategy_names
+
+
+class ServeError(MalotError):
+    """``malot serve`` cannot start (port taken, model or Lean unusable): one line, exit 2."""
 
 
 @click.command("serve")
@@ -56,8 +63,7 @@ def command(
         raise BackendUnavailableError(
             "malot serve needs FastAPI and uvicorn", hint="pip install 'malot[serve]'"
         ) from None
-    from malot.server.app import create_app, load_api_keys
-    from malot.server.runtime import ProverRuntime
+    from malot.server.app import load_api_keys
 
     overrides: dict[str, Any] = {
         "llm.model": model,
@@ -72,20 +78,71 @@ def command(
     settings = load_cli_settings(ctx, overrides)
     keys = load_api_keys(token_file)
     store_path = Path(store) if store else settings.output.dir / "server" / "jobs.sqlite"
+    listener = bind_listener(host, port)  # before the (slow) model and Lean start: a taken port fails at once
+    try:
+        asyncio.run(_serve(uvicorn, settings, listener, keys, store_path, queue_size, workers, log_level))
+    finally:
+        listener.close()
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """The listening socket for ``host:port``, or one clear :class:`ServeError` (port taken, address invalid)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}", hint="check --host") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServeError(
+                f"port {port} on {host} is already in use", hint="stop what listens there or pick another --port"
+            ) from None
+        raise ServeError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="check --host and --port"
+        ) from None
+    sock.setblocking(False)
+    return sock
+
+
+async def _serve(
+    uvicorn: Any,
+    settings: Any,
+    listener: socket.socket,
+    keys: frozenset[str] | None,
+    store_path: Path,
+    queue_size: int,
+    workers: int,
+    log_level: str,
+) -> None:
+    """Open the prover (model and Lean) first, so a bad --lean or model is one clear error, then serve."""
+    from malot.server.app import create_app
+    from malot.server.runtime import ProverRuntime
+
     runtime = ProverRuntime(settings)
-
-    async def start() -> None:
+    try:
         await runtime.__aenter__()
-
+    except MalotError as exc:
+        await runtime.aclose()
+        raise ServeError(f"malot serve could not start: {exc}") from None
+    except Exception as exc:  # a backend's own failure: still one line
+        await runtime.aclose()
+        raise ServeError(f"malot serve could not start: {type(exc).__name__}: {exc}") from None
     app = create_app(
         runner=runtime.run,
-        verify=runtime.verify,
+        lean=runtime,
         store_path=store_path,
         queue_size=queue_size,
         workers=workers,
         api_keys=keys,
-        on_startup=start,
         on_shutdown=runtime.aclose,
     )
-    err_console.print(f"malot serve on http://{host}:{port} (docs at /docs, jobs in {store_path})")
-    uvicorn.run(app, host=host, port=port, log_level=log_level)
+    host, port = listener.getsockname()[:2]
+    err_console.print(f"malot serve on http://{host}:{port} (docs at /docs, jobs in {store_path})", soft_wrap=True)
+    config = uvicorn.Config(app, log_level=log_level)
+    await uvicorn.Server(config).serve(sockets=[listener])

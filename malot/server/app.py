@@ -2,29 +2,47 @@
 
 Endpoints (OpenAPI docs at ``/docs``):
 
-* ``POST /v1/jobs`` submit a job -> ``202`` with its id, or ``429`` with ``Retry-After`` when the queue is full;
+* ``POST /v1/jobs`` submit a job -> ``202`` with its id once the job is committed to the store, ``429`` with
+  ``Retry-After`` when the queue is full, ``422`` for an invalid request (an unknown problem name included);
 * ``GET /v1/jobs/{id}`` status and result; ``GET /v1/jobs/{id}/events`` server-sent events (attempts, verdicts, the
   final proof; ``Last-Event-ID`` resumes a stream); ``POST /v1/jobs/{id}/cancel``;
-* ``POST /v1/verify`` the acceptance rule on one proof; ``POST /verify`` the same in Kimina Lean Server's shapes;
+* ``POST /v1/verify`` the acceptance rule on one proof;
+* ``POST /api/check`` Lean's raw answer in Kimina Lean Server's shapes (what ``kimina-client`` sends), and
+  ``POST /verify`` Kimina's older endpoint with malot's acceptance rule; each checks its whole batch in one call
+  to the verifier;
 * ``GET /health``, ``GET /version``.
 
-With a token file, every endpoint but ``/health`` and ``/version`` needs ``Authorization: Bearer TOKEN``.
+Every error, FastAPI's own 404/405/422 included, is ``{"error": message}`` (sometimes with ``detail``): 4xx for
+the client's mistakes, 5xx for the server's (``503`` a backend is missing, ``502`` Lean or the model failed,
+``500`` anything else). With a token file, every endpoint but ``/health`` and ``/version`` needs
+``Authorization: Bearer TOKEN`` (compared in constant time).
 """
 
 from __future__ import annotations
 
+import hmac
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from malot._version import __version__
-from malot.errors import MalotError
+from malot.errors import (
+    BackendUnavailableError,
+    CapabilityError,
+    DatasetError,
+    LeanError,
+    LLMError,
+    MalotError,
+)
 from malot.server.jobs import JobManager, JobRunner, QueueFullError, UnknownJobError
 from malot.server.models import (
     ErrorBody,
     JobView,
+    KiminaCheckRequest,
+    KiminaCheckResponse,
+    KiminaCheckResult,
     KiminaResult,
     KiminaVerifyRequest,
     KiminaVerifyResponse,
@@ -35,10 +53,52 @@ from malot.server.models import (
 )
 from malot.server.store import JobStore
 
-__all__ = ["VerifyFn", "create_app", "load_api_keys"]
+if TYPE_CHECKING:
+    from malot.lean.base import CheckResult
 
-VerifyFn = Callable[[VerifyRequest], Awaitable[VerifyResponse]]
-"""Checks one proof; the default drives the configured :mod:`malot.lean` verifier."""
+__all__ = ["LeanService", "create_app", "http_status", "load_api_keys"]
+
+
+class LeanService(Protocol):
+    """What the verify endpoints run on; :class:`malot.server.runtime.ProverRuntime` is the real one."""
+
+    async def verify(self, request: VerifyRequest) -> VerifyResponse:
+        """Check one proof with the acceptance rule (``/v1/verify``)."""
+        ...
+
+    async def verify_codes(self, codes: Sequence[str], timeout: float) -> list[VerifyResponse | MalotError]:  # noqa: ASYNC109
+        """Whole Lean files through the acceptance rule, in one verifier call; an error for a file that has no
+        theorem to check (``/verify``)."""
+        ...
+
+    async def check(self, snippets: Sequence[tuple[str, str]], timeout: float | None) -> list[CheckResult]:  # noqa: ASYNC109
+        """Lean's raw answer for ``(id, code)`` snippets, in one verifier call (``/api/check``)."""
+        ...
+
+
+#: Client mistakes among malot's errors; every other MalotError is the server's fault.
+_CLIENT_ERRORS: tuple[type[MalotError], ...] = (DatasetError, CapabilityError)
+
+
+def http_status(exc: MalotError) -> int:
+    """The HTTP status for one of malot's errors: 422 for the client's input, 503 for a missing backend, 502 when
+    Lean or the model failed, 500 otherwise."""
+    if isinstance(exc, _CLIENT_ERRORS):
+        return 422
+    if isinstance(exc, BackendUnavailableError):
+        return 503
+    if isinstance(exc, LeanError | LLMError):
+        return 502
+    return 500
+
+
+def api_key_matches(token: str, keys: frozenset[str]) -> bool:
+    """Whether ``token`` is one of ``keys``, compared in constant time (every key is compared)."""
+    given = token.encode()
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(given, key.encode())
+    return found
 
 
 def load_api_keys(path: str | Path | None) -> frozenset[str] | None:
@@ -59,7 +119,7 @@ def load_api_keys(path: str | Path | None) -> frozenset[str] | None:
 def create_app(
     *,
     runner: JobRunner,
-    verify: VerifyFn,
+    lean: LeanService,
     store_path: str | Path = ":memory:",
     queue_size: int = 50,
     workers: int = 4,
@@ -67,11 +127,12 @@ def create_app(
     on_startup: Callable[[], Awaitable[Any]] | None = None,
     on_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> Any:
-    """Build the FastAPI application. ``runner`` runs proving jobs; ``verify`` checks single proofs;
+    """Build the FastAPI application. ``runner`` runs proving jobs; ``lean`` serves the verify endpoints;
     ``on_startup`` / ``on_shutdown`` open and close what they use (e.g. a :class:`ProverRuntime`)."""
     from fastapi import Depends, FastAPI, Header, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException
 
     store = JobStore(store_path)
     manager = JobManager(store, runner, queue_size=queue_size, workers=workers)
@@ -110,6 +171,11 @@ def create_app(
             problems.append(f"{loc}: {err['msg']}" if loc else err["msg"])
         return error(422, "invalid request: " + "; ".join(problems))
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:
+        # FastAPI's and Starlette's own answers (unknown route 404, wrong method 405, our 401) in the same shape
+        return error(exc.status_code, str(exc.detail), headers=dict(exc.headers) if exc.headers else None)
+
     @app.exception_handler(QueueFullError)
     async def queue_full(request: Request, exc: QueueFullError) -> Any:
         return error(429, str(exc), headers={"Retry-After": str(exc.retry_after)})
@@ -120,16 +186,22 @@ def create_app(
 
     @app.exception_handler(MalotError)
     async def malot_error(request: Request, exc: MalotError) -> Any:
-        return error(400, str(exc))
+        return error(http_status(exc), str(exc))
+
+    @app.exception_handler(Exception)
+    async def server_fault(request: Request, exc: Exception) -> Any:
+        return error(500, f"internal server error: {type(exc).__name__}: {exc}")
 
     async def authorized(authorization: str | None = Header(None)) -> None:
         if api_keys is None:
             return
         token = authorization.removeprefix("Bearer ").strip() if authorization else ""
-        if token not in api_keys:
-            from fastapi import HTTPException
-
-            raise HTTPException(401, "missing or wrong API key: send 'Authorization: Bearer <key>'")
+        if not api_key_matches(token, api_keys):
+            raise HTTPException(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     auth = [Depends(authorized)]
 
@@ -145,7 +217,7 @@ def create_app(
 
     @app.post("/v1/jobs", status_code=202, response_model=SubmitResponse, dependencies=auth, tags=["jobs"])
     async def submit(job: ProveJobRequest) -> SubmitResponse:
-        """Submit a proving job; answers 429 with Retry-After when the queue is full."""
+        """Submit a proving job; answers once it is committed, or 429 with Retry-After when the queue is full."""
         view = await manager.submit(job)
         return SubmitResponse(
             job_id=view.job_id,
@@ -179,23 +251,36 @@ def create_app(
     @app.post("/v1/verify", response_model=VerifyResponse, dependencies=auth, tags=["verify"])
     async def verify_one(request: VerifyRequest) -> VerifyResponse:
         """Check one proof with the acceptance rule."""
-        return await verify(request)
+        return await lean.verify(request)
+
+    @app.post("/api/check", response_model=KiminaCheckResponse, dependencies=auth, tags=["verify"])
+    async def api_check(request: KiminaCheckRequest) -> KiminaCheckResponse:
+        """Kimina Lean Server's ``/api/check``: ``{snippets: [{id, code}], timeout, ...}`` -> ``{results: [{id,
+        time, error | response, diagnostics}]}``; ``response`` is Lean's answer (``messages``, ``sorries``) with no
+        acceptance rule, as Kimina gives it. The batch goes to the verifier in one call."""
+        timeout = float(request.timeout) if request.timeout > 0 else None
+        checked = await lean.check([(s.id, s.code) for s in request.snippets], timeout)
+        return KiminaCheckResponse(results=[KiminaCheckResult.from_check(r) for r in checked])
 
     @app.post("/verify", response_model=KiminaVerifyResponse, dependencies=auth, tags=["verify"])
     async def verify_kimina(request: KiminaVerifyRequest) -> KiminaVerifyResponse:
-        """Kimina Lean Server's ``/verify``: ``{codes: [{custom_id, proof|code}]}`` -> ``{results: [...]}``."""
-        results = []
-        for item in request.codes:
+        """Kimina Lean Server's older ``/verify``: ``{codes: [{custom_id, proof|code}]}`` -> ``{results: [...]}``,
+        each file checked with malot's acceptance rule (whole-file mode); the batch goes to the verifier in one call."""
+        results: list[KiminaResult | None] = [None] * len(request.codes)
+        todo: list[tuple[int, str]] = []
+        for i, item in enumerate(request.codes):
             code = item.proof if item.proof is not None else item.code
             if code is None:
-                results.append(KiminaResult(custom_id=item.custom_id, error="give 'proof' or 'code'"))
-                continue
-            try:
-                verdict = await verify(VerifyRequest(code=code, timeout=request.timeout, always_check=True))
-            except MalotError as exc:
-                results.append(KiminaResult(custom_id=item.custom_id, error=str(exc)))
-                continue
-            results.append(KiminaResult(custom_id=item.custom_id, response=verdict.result))
-        return KiminaVerifyResponse(results=results)
+                results[i] = KiminaResult(custom_id=item.custom_id, error="give 'proof' or 'code'")
+            else:
+                todo.append((i, code))
+        verdicts = await lean.verify_codes([code for _, code in todo], request.timeout) if todo else []
+        for (i, _), verdict in zip(todo, verdicts, strict=True):
+            cid = request.codes[i].custom_id
+            if isinstance(verdict, MalotError):
+                results[i] = KiminaResult(custom_id=cid, error=str(verdict))
+            else:
+                results[i] = KiminaResult(custom_id=cid, response=verdict.result)
+        return KiminaVerifyResponse(results=[r for r in results if r is not None])
 
     return app

@@ -8,20 +8,25 @@ Trace events of a job's attempts are translated into the job's stream: ``attempt
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from malot.agents import Budget
 from malot.config import Settings
-from malot.errors import MalotError
+from malot.errors import BackendUnavailableError, MalotError
 from malot.server.jobs import EventSink, JobOutcome
 from malot.server.models import ProveJobRequest, VerifyRequest, VerifyResponse
+
+if TYPE_CHECKING:
+    from malot.lean.base import CheckResult, Verifier
 
 __all__ = ["ProverRuntime", "check_result_payload"]
 
 
 class ProverRuntime:
-    """Owns the prover the server's jobs share; ``run`` is the job runner, ``verify`` the verify endpoint."""
+    """Owns the prover the server's jobs share; ``run`` is the job runner, and it is the
+    :class:`~malot.server.app.LeanService` of the verify endpoints (``verify``, ``verify_codes``, ``check``)."""
 
     def __init__(self, settings: Settings, *, llm: Any = None, verifier: Any = None) -> None:
         from malot.provers import Prover
@@ -72,17 +77,11 @@ class ProverRuntime:
 
     async def run(self, request: ProveJobRequest, emit: EventSink) -> JobOutcome:
         """Prove what ``request`` asks, streaming progress through ``emit``."""
-        from malot.provers import Problem, load_problem
-
-        if request.problem is not None:
-            problem = load_problem(request.problem)
-        else:
-            assert request.statement is not None
-            problem = Problem.from_statement(request.statement, header=request.header, informal=request.informal)
+        problem = request.to_problem()
         b = self.settings.budget
         budget = Budget(
             samples=b.samples,
-            tokens=request.max_tokens or b.tokens,
+            tokens=request.token_budget or b.tokens,
             lean_cpu_seconds=request.lean_cpu_seconds or b.lean_cpu_seconds,
             wall_seconds=request.wall_seconds or b.wall_seconds,
         )
@@ -96,6 +95,7 @@ class ProverRuntime:
                 rounds=request.rounds,
                 budget=budget,
                 group_id=group_id,
+                max_tokens=request.max_tokens,
             )
         finally:
             self._routes.pop(group_id, None)
@@ -119,11 +119,43 @@ class ProverRuntime:
         if request.screen_only:
             screened = screen(target, candidate, rule)
             return VerifyResponse(accepted=screened.ok, result={"target": target.name, **screened.to_dict()})
-        verifier = self.prover.verifier
-        if verifier is None:
-            raise MalotError("the server has no Lean verifier", hint="start it with --lean, --project or --kimina")
-        result = await verify_candidate(verifier, target, candidate, rule, request.timeout)
+        result = await verify_candidate(self._verifier(), target, candidate, rule, request.timeout)
         return VerifyResponse(accepted=result.accepted, result=check_result_payload(result))
+
+    async def verify_codes(self, codes: Sequence[str], timeout: float) -> list[VerifyResponse | MalotError]:  # noqa: ASYNC109
+        """Whole Lean files through the acceptance rule (whole-file mode, Lean run even where the screen rejects,
+        to return its messages), all in one verifier call; a :class:`MalotError` for a file with no theorem."""
+        from malot.lean.acceptance import AcceptanceRule, TargetTheorem, split_source, verify_candidates
+
+        rule = AcceptanceRule.from_settings(self.settings.lean).model_copy(update={"check_screened": True})
+        out: list[VerifyResponse | MalotError | None] = [None] * len(codes)
+        items: list[tuple[int, TargetTheorem, str]] = []
+        for i, code in enumerate(codes):
+            try:
+                target, candidate = split_source(code)
+            except MalotError as exc:
+                out[i] = exc
+                continue
+            items.append((i, target, candidate))
+        if items:
+            checked = await verify_candidates(self._verifier(), [(t, c) for _, t, c in items], rule, timeout)
+            for (i, _, _), result in zip(items, checked, strict=True):
+                out[i] = VerifyResponse(accepted=result.accepted, result=check_result_payload(result))
+        return [r for r in out if r is not None]
+
+    async def check(self, snippets: Sequence[tuple[str, str]], timeout: float | None) -> list[CheckResult]:  # noqa: ASYNC109
+        """Lean's raw answer for ``(id, code)`` snippets (no acceptance rule), in one verifier call."""
+        from malot.lean.base import Snippet
+
+        return list(await self._verifier().check([Snippet(id=i, code=c) for i, c in snippets], timeout))
+
+    def _verifier(self) -> Verifier:
+        verifier: Verifier | None = self.prover.verifier
+        if verifier is None:
+            raise BackendUnavailableError(
+                "the server has no Lean verifier", hint="start it with --lean, --project or --kimina"
+            )
+        return verifier
 
 
 def check_result_payload(result: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from malot.config import Settings
+from malot.lean.base import CheckResult, Snippet
 from malot.lean.file_backend import LeanFileVerifier
 from malot.llm.fake import ScriptedLLM
 from malot.server.app import create_app
@@ -33,6 +34,8 @@ pytestmark = pytest.mark.lean
 
 
 def _settings(**prover: Any) -> Settings:
+    # the scripted answers are LoT-Solver's format: name its template (the default model's may differ)
+    prover = {"template": "lot-solver", **prover}
     return Settings.model_validate({"prover": prover, "retrieval": {"retriever": "none", "k": 0}})
 
 
@@ -48,7 +51,7 @@ async def runtime(lean_exe: Path) -> AsyncIterator[ProverRuntime]:
 
 async def test_submit_stream_result_with_real_lean(runtime: ProverRuntime) -> None:
     record = SUITE[3]
-    app = create_app(runner=runtime.run, verify=runtime.verify)
+    app = create_app(runner=runtime.run, lean=runtime)
     async with _App(app) as client:
         body = {"statement": record["statement"], "header": record["header"], "strategy": "ma-lot", "rounds": 2}
         job = (await client.post("/v1/jobs", json=body)).json()
@@ -72,7 +75,7 @@ async def test_cancel_with_the_real_prover(lean_exe: Path) -> None:
     async with (
         LeanFileVerifier(lean_exe, workers=1, sandbox="off") as verifier,
         ProverRuntime(_settings(samples=2), llm=llm, verifier=verifier) as rt,
-        _App(create_app(runner=rt.run, verify=rt.verify)) as client,
+        _App(create_app(runner=rt.run, lean=rt)) as client,
     ):
         record = SUITE[0]
         body = {"statement": record["statement"], "header": record["header"]}
@@ -102,7 +105,7 @@ BAD = GOOD.replace("Eq' MyNat.zero MyNat.zero :=", "Eq' MyNat.zero (MyNat.succ M
 
 async def test_verify_endpoints_with_real_lean(runtime: ProverRuntime) -> None:
     record = SUITE[5]
-    async with _App(create_app(runner=runtime.run, verify=runtime.verify)) as client:
+    async with _App(create_app(runner=runtime.run, lean=runtime)) as client:
         one = await client.post(
             "/v1/verify",
             json={"header": record["header"], "statement": record["statement"], "proof": record["proof"]},
@@ -124,11 +127,16 @@ async def test_verify_endpoints_with_real_lean(runtime: ProverRuntime) -> None:
         bad_response = results["bad"]["response"]
         assert bad_response["accepted"] is False
         assert any(m["severity"] == "error" and "endPos" in m for m in bad_response["messages"])
-        # a whole file is untrusted: the axioms in the suite's own header are rejected, but Lean's messages come back
-        whole = record["header"] + record["statement"] + "\n  " + record["proof"] + "\n"
-        flagged = (await client.post("/verify", json={"codes": [{"custom_id": "h", "code": whole}]})).json()
+        # whole-file mode: the file's own prefix is the statement's context; a theorem that rests on an axiom the
+        # file declares is rejected, but Lean's messages come back
+        cheat = GOOD.replace(
+            "theorem zero_refl : Eq' MyNat.zero MyNat.zero := Eq'.refl",
+            "axiom cheat : Eq' MyNat.zero (MyNat.succ MyNat.zero)\n\n"
+            "theorem zero_one : Eq' MyNat.zero (MyNat.succ MyNat.zero) := cheat",
+        )
+        flagged = (await client.post("/verify", json={"codes": [{"custom_id": "h", "code": cheat}]})).json()
         response = flagged["results"][0]["response"]
-        assert response["accepted"] is False and any("axiom" in v for v in response["violations"])
+        assert response["accepted"] is False and response["flags"]["axioms_allowed"] is False
         assert not [m for m in response["messages"] if m["severity"] == "error"]
         screened = await client.post("/v1/verify", json={"code": GOOD.replace("Eq'.refl\n", "sorry\n")})
         assert screened.json()["accepted"] is False
@@ -181,3 +189,76 @@ async def test_load_200_submissions_queue_50_and_restart_mid_run(lean_exe: Path,
         assert health["queued"] == 0 and health["running"] == 0
     finally:
         server.kill()
+
+
+async def test_kimina_routes_check_a_batch_in_one_verifier_call(lean_exe: Path) -> None:
+    """``/api/check`` and ``/verify`` hand their whole batch to the verifier at once, on the real Lean."""
+    calls: list[int] = []
+    async with LeanFileVerifier(lean_exe, workers=2, sandbox="off") as verifier:
+        check = verifier.check
+
+        async def counting(snippets: Sequence[Snippet], timeout: float | None = None) -> list[CheckResult]:  # noqa: ASYNC109
+            calls.append(len(snippets))
+            return await check(snippets, timeout)
+
+        verifier.check = counting  # type: ignore[method-assign]
+        async with (
+            ProverRuntime(_settings(samples=1), llm=ScriptedLLM(["unused"]), verifier=verifier) as rt,
+            _App(create_app(runner=rt.run, lean=rt)) as client,
+        ):
+            codes = [{"custom_id": f"c{i}", "code": GOOD if i % 2 == 0 else BAD} for i in range(4)]
+            legacy = (await client.post("/verify", json={"codes": codes, "timeout": 60})).json()["results"]
+            assert [r["response"]["accepted"] for r in legacy] == [True, False, True, False]
+            snippets = [{"id": f"s{i}", "code": GOOD if i % 2 == 0 else BAD} for i in range(4)]
+            checked = (await client.post("/api/check", json={"snippets": snippets, "timeout": 60})).json()["results"]
+            assert [r["id"] for r in checked] == ["s0", "s1", "s2", "s3"]
+            assert [any(m["severity"] == "error" for m in r["response"]["messages"]) for r in checked] == [
+                False,
+                True,
+                False,
+                True,
+            ]
+    assert calls[0] == 4 and calls[-1] == 4 and len(calls) == 2  # one call per route (plus none per snippet)
+
+
+async def test_malot_kimina_client_round_trip_through_api_check(runtime: ProverRuntime) -> None:
+    """malot's own Kimina client (the ``kimina`` Lean backend) pointed at ``malot serve``'s ``/api/check``: the
+    acceptance rule on the client side reaches the same verdicts as the server's own ``/v1/verify``."""
+    from malot.lean.acceptance import AcceptanceRule, TargetTheorem, verify_candidate
+    from malot.lean.kimina import KiminaVerifier
+
+    record = SUITE[5]
+    target = TargetTheorem(header=record["header"], statement=record["statement"])
+    rule = AcceptanceRule.from_settings(runtime.settings.lean)
+    app = create_app(runner=runtime.run, lean=runtime)
+    async with _App(app):
+        transport = httpx.ASGITransport(app=app)
+        async with KiminaVerifier("http://malot.test", transport=transport, timeout=60) as kimina:
+            good = await verify_candidate(kimina, target, record["proof"], rule, 60)
+            wrong = await verify_candidate(kimina, target, record["wrong_proof"], rule, 60)
+    assert good.backend == "kimina" and good.accepted is True and good.no_errors is True
+    assert wrong.accepted is False and wrong.no_errors is False and wrong.errors
+
+
+async def test_job_max_tokens_caps_each_generation_and_token_budget_the_job(lean_exe: Path) -> None:
+    llm = ScriptedLLM(lot_answers(BY_NAME, wrong_rounds=1))
+    record = SUITE[3]
+    body = {"statement": record["statement"], "header": record["header"], "strategy": "ma-lot", "rounds": 2}
+    async with (
+        LeanFileVerifier(lean_exe, workers=1, sandbox="off") as verifier,
+        ProverRuntime(_settings(samples=1, rounds=2), llm=llm, verifier=verifier) as rt,
+        _App(create_app(runner=rt.run, lean=rt)) as client,
+    ):
+        plain = (await client.post("/v1/jobs", json=body)).json()
+        assert (await _wait_done(client, plain["job_id"]))["status"] == "proved"
+        default_cap = max(r.params.max_tokens for r in llm.requests)
+        llm.requests.clear()
+        capped = (await client.post("/v1/jobs", json={**body, "max_tokens": 300})).json()
+        assert (await _wait_done(client, capped["job_id"]))["status"] == "proved"
+        assert 300 < default_cap <= rt.settings.prover.max_tokens  # [prover] max_tokens (8192) less the thought
+        assert llm.requests and 200 < max(r.params.max_tokens for r in llm.requests) <= 300
+        llm.requests.clear()
+        starved = (await client.post("/v1/jobs", json={**body, "token_budget": 1})).json()
+        view = await _wait_done(client, starved["job_id"])
+    # the first generation spends the whole budget: the corrected second round never runs
+    assert view["status"] == "not_proved" and view["result"]["stopped"] == "tokens"
