@@ -113,6 +113,12 @@ class _Progress:
     "--samples", "-n", type=click.IntRange(min=1, max=1024), help="Independent samples per problem (pass@k up to n)."
 )
 @click.option("--rounds", type=click.IntRange(min=0), help="Correction rounds per sample (MA-LoT).")
+@click.option("--repair", is_flag=True, default=None, help="Repair failed proofs by lemmas (whole-proof, MA-LoT).")
+@click.option(
+    "--answer-mode",
+    type=click.Choice(["given", "produced"]),
+    help="PutnamBench: the published answer given, or produced by the prover (default given).",
+)
 @click.option("--temperature", type=click.FloatRange(min=0.0), help="Sampling temperature.")
 @click.option("--max-tokens", type=click.IntRange(min=1), help="Maximum tokens per generation.")
 @click.option("--tokens", "budget_tokens", type=click.IntRange(min=1), help="Token budget per problem.")
@@ -167,6 +173,7 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         "prover.strategy": opts["strategy"],
         "prover.samples": opts["samples"],
         "prover.rounds": opts["rounds"],
+        "decompose.repair": opts["repair"],
         "prover.temperature": opts["temperature"],
         "prover.max_tokens": opts["max_tokens"],
         "budget.tokens": opts["budget_tokens"],
@@ -184,7 +191,17 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
     if opts["resume"]:
         if dataset is not None:
             raise click.UsageError("give either DATASET (a new run) or --resume RUN, not both")
-        selection = ("split", "name_filters", "categories", "count", "defects", "skip_defective", "out", "solver")
+        selection = (
+            "split",
+            "name_filters",
+            "categories",
+            "count",
+            "defects",
+            "skip_defective",
+            "out",
+            "solver",
+            "answer_mode",
+        )
         given = [name for name in selection if opts[name]]
         if given:
             raise click.UsageError(f"--resume keeps the run's dataset selection; drop {', '.join(given)}")
@@ -204,6 +221,10 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
         if opts["retry_errors"] is not None:
             raise click.UsageError("--retry-errors/--keep-errors only apply with --resume")
         settings = load_cli_settings(ctx, overrides)
+        if opts["answer_mode"]:
+            if dataset.lower().split(":", 1)[0] != "putnambench" or ":" in dataset:
+                raise click.UsageError("--answer-mode applies to the dataset putnambench (or write putnambench:MODE)")
+            dataset = f"{dataset}:{opts['answer_mode']}"
         data = load_dataset(dataset, defects=opts["defects"], leandojo_source=opts["leandojo_source"]).select(
             split=opts["split"],
             names=opts["name_filters"],

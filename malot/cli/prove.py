@@ -38,6 +38,7 @@ MAX_SAMPLES = 1024
 @click.option("--template", help="Prompt template name or TOML file (default: the model's preset).")
 @click.option("--samples", type=click.IntRange(min=1, max=MAX_SAMPLES), help="Initial samples (attempts); default 4.")
 @click.option("--rounds", type=click.IntRange(min=0), help="Chained correction rounds per sample (MA-LoT); default 2.")
+@click.option("--repair", is_flag=True, default=None, help="Repair failed proofs by lemmas (whole-proof, MA-LoT).")
 @click.option("--retriever", type=click.Choice(["none", "random", "bm25", "dense", "hybrid", "udr"]))
 @click.option("--lean", "lean_path", help="The lean executable to check proofs with (file backend).")
 @click.option("--project", type=click.Path(file_okay=False), help="A Lake project (REPL pool, or lake env lean).")
@@ -67,6 +68,7 @@ def command(
     as_json: bool,
     project: str | None = None,
     kimina_url: str | None = None,
+    repair: bool | None = None,
     **hook_values: Any,
 ) -> int:
     """Prove a Lean 4 theorem given as STATEMENT, on stdin, with --file/--theorem, or with --problem."""
@@ -81,6 +83,7 @@ def command(
             "prover.template": template,
             "prover.samples": samples,
             "prover.rounds": rounds,
+            "decompose.repair": repair,
             "prover.seed": seed,
             "retrieval.retriever": retriever,
             "lean.lean_path": lean_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -100,3 +101,21 @@ def test_the_solution_check_rejects_sorry_axioms_changed_types_and_statements() 
     assert any("exactly once" in r for r in _check(_ENTRY.statement + "\n  simp\n"))
     sorry_ax = _GOOD.replace("fun n => n * (n + 1) * 2 ^ (n - 2)", "sorryAx _ false")
     assert any("sorryAx" in r for r in _check(sorry_ax))
+
+
+def test_eval_putnambench_answer_modes_from_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from malot.cli.app import main
+    from malot.eval.store import ResultsStore
+
+    toy = ["--solver", "tests.eval.toy_solver:toy_solver", "--model", "toy", "--no-progress", "--no-report"]
+    for mode in ("given", "produced"):
+        out = tmp_path / mode
+        args = ["eval", "putnambench", "--answer-mode", mode, "--count", "3", "--samples", "1", "--out", str(out)]
+        assert main([*args, *toy, "--json"]) == 0, capsys.readouterr().err
+        capsys.readouterr()
+        with ResultsStore.open(out) as store:
+            assert store.run_info()["dataset"] == f"putnambench-{mode}"
+            headers = [p.header for p in store.problems()]
+        assert ("Answer to produce" in headers[1]) == (mode == "produced")
+    assert main(["eval", "minif2f", "--answer-mode", "given", *toy, "--out", str(tmp_path / "x")]) == 2
+    assert "--answer-mode applies to the dataset putnambench" in capsys.readouterr().err
