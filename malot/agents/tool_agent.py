@@ -39,6 +39,7 @@ from malot.errors import MalotError, ToolError
 from malot.llm.base import ChatMessage, GenerationRequest, SamplingParams, ToolCall
 
 __all__ = [
+    "LOOP_STATE_KEY",
     "ModelTurnAgent",
     "ProgressCallback",
     "ToolAgent",
@@ -48,6 +49,7 @@ __all__ = [
     "ToolConversation",
     "ToolLoopDeps",
     "ToolRunResult",
+    "loop_deps",
 ]
 
 #: ``progress(kind, data)``: ``turn`` after each model turn, ``call_started`` and ``call_finished`` around calls.
@@ -150,6 +152,14 @@ class ToolBox:
                 )
         return box
 
+    @classmethod
+    def of(cls, source: ToolSource, specs: Sequence[ToolSpec]) -> ToolBox:
+        """A toolbox of ``specs`` served by ``source`` (when the specs are known without asking the source)."""
+        box = cls()
+        for spec in specs:
+            box._entries.setdefault(spec.name, _Entry(spec, source))
+        return box
+
     def names(self) -> list[str]:
         """The tool names, in the order the sources listed them."""
         return list(self._entries)
@@ -208,6 +218,19 @@ class ToolLoopDeps:
                 self.progress(kind, data)
 
 
+#: Key of ``ctx.state`` where a workflow whose ``ctx.deps`` are not :class:`ToolLoopDeps` (a prover's) keeps them.
+LOOP_STATE_KEY = "tool_loop"
+
+
+def loop_deps(ctx: RunContext[Any]) -> ToolLoopDeps:
+    """The loop's dependencies for this attempt: ``ctx.state[LOOP_STATE_KEY]`` if set, else ``ctx.deps``."""
+    found = ctx.state.get(LOOP_STATE_KEY)
+    deps = found if found is not None else ctx.deps
+    if not isinstance(deps, ToolLoopDeps):
+        raise MalotError(f"the tool loop needs ToolLoopDeps, got {type(deps).__name__}")
+    return deps
+
+
 class ModelTurnAgent(Agent[Message, ToolConversation]):
     """One model turn: sends the chat and the tool schemas, returns the answer or the calls it asked for.
 
@@ -232,7 +255,7 @@ class ModelTurnAgent(Agent[Message, ToolConversation]):
         raise MalotError(f"the model node takes a Task or a ToolConversation, got {type(message).__name__}")
 
     async def run(self, message: Message, ctx: RunContext[Any]) -> ToolConversation:
-        deps: ToolLoopDeps = ctx.deps
+        deps = loop_deps(ctx)
         conv = self.start(message, deps)
         left = deps.calls_left(conv.calls_made)
         offer = len(deps.toolbox) > 0 and left != 0
@@ -273,7 +296,7 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
     resource = "tools"
 
     async def run(self, message: ToolConversation, ctx: RunContext[Any]) -> ToolConversation:
-        deps: ToolLoopDeps = ctx.deps
+        deps = loop_deps(ctx)
         left = deps.calls_left(message.calls_made)
         allowed = len(message.pending) if left is None else min(left, len(message.pending))
         async with asyncio.TaskGroup() as tg:

@@ -167,3 +167,28 @@ def _read_arguments(text: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ToolError("--args must be a JSON object", hint="e.g. --args '{\"x\": 1}'")
     return data
+
+
+@command.command("recommend")
+@click.argument("query")
+@click.option("-k", "k", type=int, default=5, show_default=True, help="How many tools to recommend.")
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendations as JSON.")
+@click.pass_context
+def recommend_command(ctx: click.Context, query: str, k: int, as_json: bool) -> None:
+    """Rank the installed tools for a task description (BM25 over names, descriptions and tags)."""
+    from malot.tools.advisor import recommend
+
+    settings = load_cli_settings(ctx)
+    found = recommend(query, registry=get_registry(settings), k=k)
+    if as_json:
+        echo_json({"query": query, "recommendations": [r.model_dump(mode="json") for r in found]})
+        return
+    if not found:
+        err_console.print("[yellow]no tool matches that description[/]; list them with 'malot tools list'")
+        return
+    table = Table(title=f"tools for: {escape(query)}")
+    for column in ("tool", "score", "family", "entry point", "summary"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(r.name, f"{r.score:.2f}", r.family, escape(r.entry_point), escape(r.summary))
+    console.print(table)

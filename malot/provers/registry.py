@@ -13,6 +13,7 @@ __all__ = ["BUILTIN_STRATEGIES", "DEFAULT_STRATEGY", "strategy_names"]
 
 #: Strategy name -> ``module:factory`` (imported only when a run uses it).
 BUILTIN_STRATEGIES: dict[str, str] = {
+    "agentic": "malot.provers.agentic:Agentic.from_settings",
     "best-first": "malot.provers.search.strategy:BestFirst.from_settings",
     "decompose": "malot.provers.decompose.strategy:Decompose.from_settings",
     "ma-lot": "malot.provers.strategies:MALoT.from_settings",
