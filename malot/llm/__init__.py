@@ -127,6 +127,11 @@ def load_llm(spec: str | LLMSettings, *, backend: str | None = None, **options: 
         assert parsed.base_url is not None
         server: LLM = OpenAICompatibleLLM.from_settings(parsed.base_url, parsed.model, settings, **options)
         return server
+    if parsed.backend in ("hf", "vllm"):
+        from malot.llm.hub import check_hub_model
+
+        assert parsed.model is not None
+        check_hub_model(parsed.model)  # not downloaded and offline, or gated without a login: say so now
     if parsed.backend == "hf":
         _require("torch", "transformers", extra="hf")
         from malot.llm.hf_backend import TransformersLLM
