@@ -226,7 +226,10 @@ class LeanFileVerifier(AsyncResource):
             return CheckResult(id=sid, status="ok", messages=messages, time_s=elapsed, cpu_s=cpu, backend=self.name)
         tail = "\n".join((other + err.splitlines())[-10:]).strip()
         if rc == 134 or "out of memory" in tail.lower() or "failed to create thread" in tail:
-            reason = f"Lean aborted (exit {rc}), probably at the memory limit ({self.memory_limit_mb} MB)"
+            if self.memory_limit_mb is not None:
+                reason = f"Lean aborted (exit {rc}), probably at the memory limit ({self.memory_limit_mb} MB)"
+            else:  # no limit set: the machine's memory ran out, or Lean crashed
+                reason = f"Lean aborted (exit {rc}; out of memory or a crash; no memory limit is set)"
         elif rc is not None and (rc < 0 or rc > 128):  # killed by a signal (the shell reports 128 + signal)
             reason = f"Lean was killed by signal {-rc if rc < 0 else rc - 128}"
         else:
