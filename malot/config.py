@@ -310,15 +310,18 @@ def load_settings(
     if config_path is not None:
         data = _read_toml(config_path)
         source = str(config_path)
+    origins: dict[str, str] = {}  # dotted key -> where its value came from, when not from `source`
     for key, value in _env_overrides(environ).items():
         _set_dotted(data, key, value)
+        origins[key] = _env_name(key, environ)
     for key, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(data, key, value)
+            origins[key] = "the command line"
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe_validation_error(exc, source)) from None
+        raise ConfigError(_describe_validation_error(exc, source, origins)) from None
 
 
 def _find_config(path: str | Path | None, environ: Mapping[str, str]) -> Path | None:
@@ -357,6 +360,14 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return out
 
 
+def _env_name(key: str, environ: Mapping[str, str]) -> str:
+    """The ``MALOT_*`` variable that set dotted ``key`` (a shortcut such as ``MALOT_MODEL`` or the nested form)."""
+    for name, target in ENV_SHORTCUTS.items():
+        if target == key and name in environ:
+            return name
+    return ENV_PREFIX + "__".join(part.upper() for part in key.split("."))
+
+
 def _parse_env_value(raw: str) -> Any:
     """Environment values are JSON when they parse as JSON (numbers, booleans, lists), else plain strings."""
     text = raw.strip()
@@ -389,10 +400,14 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def _describe_validation_error(exc: ValidationError, source: str) -> str:
+def _describe_validation_error(exc: ValidationError, source: str, origins: Mapping[str, str] | None = None) -> str:
     lines = []
+    sources: list[str] = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"])
+        origin = next((o for k, o in (origins or {}).items() if key == k or key.startswith(k + ".")), source)
+        if origin not in sources:
+            sources.append(origin)
         if err["type"] == "extra_forbidden":
             parent_loc = err["loc"][:-1]
             known = _known_keys(parent_loc)
@@ -401,7 +416,7 @@ def _describe_validation_error(exc: ValidationError, source: str) -> str:
             lines.append(f"unknown config key {key!r}{suggestion}")
         else:
             lines.append(f"config key {key!r} = {err.get('input')!r}: {err['msg']}")
-    return f"invalid configuration from {source}: " + "; ".join(lines)
+    return f"invalid configuration from {' and '.join(sources) or source}: " + "; ".join(lines)
 
 
 def _known_keys(loc: tuple[int | str, ...]) -> list[str]:

@@ -7,7 +7,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from malot.cli.common import console, echo_json, load_cli_settings
-from malot.doctor import run_checks
+from malot.config import Settings
+from malot.doctor import Check, run_checks
+from malot.errors import ConfigError
 
 _STYLE = {"ok": "green", "warn": "yellow", "missing": "red", "error": "bold red"}
 
@@ -17,8 +19,16 @@ _STYLE = {"ok": "green", "warn": "yellow", "missing": "red", "error": "bold red"
 @click.pass_context
 def command(ctx: click.Context, as_json: bool) -> None:
     """Report Python packages, GPU, Lean toolchain, Lean project, LLM endpoints and sandboxing."""
-    settings = load_cli_settings(ctx)
-    checks = run_checks(settings)
+    try:
+        settings = load_cli_settings(ctx)
+        config_checks: list[Check] = []
+    except ConfigError as exc:  # a broken malot.toml or MALOT_* variable is a finding, not a reason to stop
+        settings = Settings()
+        config_checks = [
+            Check("config", "configuration", "error", exc.message, exc.hint or "fix it ('malot config validate')"),
+            Check("config", "settings used below", "warn", "built-in defaults (the configuration above is broken)"),
+        ]
+    checks = [*config_checks, *run_checks(settings)]
     if as_json:
         echo_json([c.to_dict() for c in checks])
         return
