@@ -123,6 +123,9 @@ class LeanSettings(_Section):
     allowed_axioms: list[str] = Field(default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"])
     allow_native_decide: bool = False
     lean4checker: bool = False
+    toolchain_check: bool = Field(
+        True, description="refuse a project or lean whose version differs from the dataset's pinned toolchain"
+    )
 
 
 class RetrievalSettings(_Section):

@@ -31,6 +31,7 @@ CHECK_PROVIDERS = (
     "malot.llm.doctor",
     "malot.provers.doctor",
     "malot.lean.doctor",
+    "malot.lean.projects",
     "malot.retrieval.doctor",
     "malot.tools.doctor",
     "malot.server.doctor",

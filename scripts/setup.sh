@@ -88,13 +88,17 @@ else
     "check the network (or install elan by hand: https://github.com/leanprover/elan), then re-run"
 fi
 
-echo "== 4/5 Mathlib's cache and the REPL in lean_project/"
+echo "== 4/5 Mathlib's cache and the REPL in each pinned project (lean_project/: MiniF2F, v4.24.0;"
+echo "   lean_projects/putnambench/: PutnamBench, v4.27.0; MALOT_SETUP_PROJECTS to choose)"
 if command -v lake >/dev/null 2>&1; then
-  (cd lean_project && lake exe cache get) || failed "downloading Mathlib's build cache (lake exe cache get)" \
-    "check the network, then re-run (without the cache, 'lake build' compiles Mathlib: hours)"
-  (cd lean_project && lake build) || failed "building lean_project (lake build)" "see lake's message above"
-  (cd lean_project && lake build repl) || failed "building the REPL (lake build repl)" \
-    "see lake's message above; without the REPL malot checks proofs with 'lake env lean' (slower)"
+  for proj in ${MALOT_SETUP_PROJECTS:-lean_project lean_projects/putnambench}; do
+    echo "-- $proj ($(cat "$proj/lean-toolchain"))"
+    (cd "$proj" && lake exe cache get) || failed "downloading Mathlib's build cache in $proj (lake exe cache get)" \
+      "check the network, then re-run (without the cache, 'lake build' compiles Mathlib: hours)"
+    (cd "$proj" && lake build) || failed "building $proj (lake build)" "see lake's message above"
+    (cd "$proj" && lake build repl) || failed "building the REPL in $proj (lake build repl)" \
+      "see lake's message above; without the REPL malot checks proofs with 'lake env lean' (slower)"
+  done
 else
   echo "skipped: no 'lake' (elan did not install; see step 3)"
   FAILED+=("Lean project (no lake)")

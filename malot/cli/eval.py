@@ -232,6 +232,12 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
             count=opts["count"],
             skip_defective=opts["skip_defective"],
         )
+        if opts["solver"] is None:  # the provers check in Lean: the dataset's pinned project, or a clear mismatch
+            from malot.lean.projects import project_for_dataset
+
+            pinned = project_for_dataset(data.name, data.toolchain, settings)
+            if pinned is not None:
+                settings = settings.model_copy(update={"lean": settings.lean.model_copy(update={"project": pinned})})
         solver_spec = opts["solver"]
         first_success = opts["first_success"]
         load_solver_factory(solver_spec)  # fail before creating the run folder

@@ -44,6 +44,8 @@ class Dataset:
     problems: list[BenchmarkProblem]
     source: str = ""
     defects: dict[str, str] = field(default_factory=dict)
+    #: The Lean toolchain the statements were formalised against (``None``: unknown, checked as configured).
+    toolchain: str | None = None
 
     def __len__(self) -> int:
         return len(self.problems)
@@ -108,7 +110,8 @@ class Dataset:
                 hint="loosen --split/--filter/--category",
             )
         kept = {p.name for p in problems}
-        return Dataset(self.name, problems, self.source, {k: v for k, v in self.defects.items() if k in kept})
+        defects = {k: v for k, v in self.defects.items() if k in kept}
+        return Dataset(self.name, problems, self.source, defects, self.toolchain)
 
 
 def normalise_split(split: str) -> str:
@@ -156,8 +159,9 @@ def load_dataset(
     text = str(spec)
     if text.lower() in ("minif2f", "minif2f-lean4"):
         from malot.data import MINIF2F_JSONL
+        from malot.lean.projects import PINNED_PROJECTS
 
-        dataset = load_jsonl(MINIF2F_JSONL, name="minif2f")
+        dataset = replace(load_jsonl(MINIF2F_JSONL, name="minif2f"), toolchain=PINNED_PROJECTS["minif2f"].toolchain)
     elif text.lower().split(":", 1)[0] == "putnambench":
         from malot.eval.putnam import load_putnambench
 

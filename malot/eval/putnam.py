@@ -163,7 +163,10 @@ def load_putnambench(answer_mode: str = "given") -> Any:
         )
         for i, e in enumerate(putnam_entries())
     ]
-    return Dataset(f"putnambench-{mode}", problems, str(PUTNAMBENCH_JSONL))
+    from malot.lean.projects import PINNED_PROJECTS
+
+    toolchain = PINNED_PROJECTS["putnambench"].toolchain
+    return Dataset(f"putnambench-{mode}", problems, str(PUTNAMBENCH_JSONL), toolchain=toolchain)
 
 
 @dataclass(slots=True)
