@@ -74,10 +74,12 @@ async def one_round(searches: int, processes: int, k: int, seed: int) -> dict[st
         async with Prover(settings, llm=policy(k), verifier=pool) as prover:
             before = commands_sent(pool)
             began = time.perf_counter()
+            cpu0 = time.process_time()
             results = await asyncio.gather(
                 *(prover.prove(problem, strategy="best-first", group_id=f"s{i}") for i in range(searches))
             )
             wall = time.perf_counter() - began
+            cpu = time.process_time() - cpu0
             after = commands_sent(pool)
         baseline = await raw_baseline(pool, max(after[s] - before[s] for s in after))
     per_process = [after[s] - before[s] for s in after]
@@ -91,6 +93,7 @@ async def one_round(searches: int, processes: int, k: int, seed: int) -> dict[st
         "repl_commands": commands,
         "commands_per_process": {"min": min(per_process), "max": max(per_process)},
         "wall_s": wall,
+        "framework_cpu_s": cpu,
         "ideal_wall_s": ideal_wall,
         "expansions_per_second": expansions / wall,
         "ideal_expansions_per_second": expansions / ideal_wall,

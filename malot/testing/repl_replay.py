@@ -26,8 +26,8 @@ Fault modes, for testing the pool's recovery: ``--crash-after N`` (exit without 
 reading), ``--memory-blowup-after N`` (allocate until the memory cap kills it), and ``--fault-rate P`` (each process
 picks one of crash/hang/garbage with probability P, after a random number of commands; ``--fault-seed`` seeds it;
 with ``--fault-counter FILE`` exactly that fraction of the started processes is faulty; with ``--crash-once-after N``
-only the first process started crashes, after N answers). ``--delay S`` waits
-S seconds before each answer, standing in for Lean's work.
+only the first process started crashes, after N answers). ``--delay S`` answers each command S seconds after
+reading it (the double's own work included), standing in for Lean's work.
 
 Run: ``python -m malot.testing.repl_replay --mode lookup tests/data/repl_transcripts``.
 """
@@ -384,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         if not lines:
             continue
         text, lines = "".join(lines), []
+        received = time.perf_counter()
         n = repl.answered
         if repl.crash_after is not None and n >= repl.crash_after:
             os._exit(3)
@@ -405,8 +406,8 @@ def main(argv: list[str] | None = None) -> int:
             reply = json.dumps({"message": "Could not parse JSON"})
         else:
             reply = repl.answer(command) if isinstance(command, dict) else json.dumps({"message": "not an object"})
-        if repl.delay:
-            time.sleep(repl.delay)
+        if repl.delay:  # the answer leaves `delay` seconds after the command arrived, the double's own work included
+            time.sleep(max(0.0, repl.delay - (time.perf_counter() - received)))
         out.write(reply.encode("utf-8") + b"\n\n")
         out.flush()
         repl.answered += 1

@@ -122,3 +122,26 @@ async def test_session_is_pinned_while_checks_share_the_pool() -> None:
 def test_normalize_goals_ignores_case_tags_and_spacing() -> None:
     assert normalize_goals(["case left\np  q : Prop\n⊢ p"]) == normalize_goals(["p q : Prop\n⊢   p"])
     assert normalize_goals(["⊢ p", "⊢ q"]) != normalize_goals(["⊢ q", "⊢ p"])
+
+
+async def test_concurrent_tactics_are_pipelined_in_order_and_checks_keep_their_turn() -> None:
+    snippet = Snippet(id="c", code="theorem aa (x : Nat) (h1 : x  = 2) : x = 2 := by sorry")
+    async with ReplPool(REPLAY, size=1, timeout=10) as pool, pool.open_session() as session:
+        [root] = await session.start(BRANCHING)
+        tactics = [STEPS[0], "bogus 1", STEPS[0], "bogus 2"] * 4
+        results, checks = await asyncio.gather(
+            asyncio.gather(*(session.run_tactic(root, t) for t in tactics)),
+            asyncio.gather(*(pool.check([snippet]) for _ in range(5))),
+        )
+        for tactic, result in zip(tactics, results, strict=True):
+            assert result.tactic == tactic and result.ok == (tactic == STEPS[0])  # each answer is its own
+        assert all(c[0].status == "ok" for c in checks)
+
+
+async def test_a_crash_in_the_middle_of_a_pipeline_is_recovered(tmp_path: Path) -> None:
+    argv = [*REPLAY, "--crash-once-after", "4", "--fault-counter", str(tmp_path / "crashed")]
+    async with ReplPool(argv, size=1, timeout=10, backoff=(0.01, 0.1)) as pool, pool.open_session() as session:
+        [root] = await session.start(BRANCHING)
+        results = await asyncio.gather(*(session.run_tactic(root, STEPS[0]) for _ in range(8)))
+        assert all(r.ok and r.state is not None and len(r.state.goals) == 2 for r in results)
+        assert session.restarts == 1

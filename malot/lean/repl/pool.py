@@ -72,8 +72,10 @@ class _Worker:
     process: ReplProcess
     headers: dict[str, int] = field(default_factory=dict)
     pins: int = 0
-    waiters: deque[asyncio.Future[bool]] = field(default_factory=deque)
+    waiters: deque[tuple[asyncio.Future[bool], bool]] = field(default_factory=deque)  # (future, shared)
     last_session: bool = False
+    session_users: int = 0  # session commands holding it together (pipelined)
+    retired: bool = False
 
 
 def _shift(pos: Position | None, offset: int) -> Position | None:
@@ -302,37 +304,70 @@ class ReplPool(AsyncResource):
             best.last_session = False
             return best
 
-    async def _acquire_worker(self, worker: _Worker) -> bool:
-        """Take ``worker`` for one session command, waiting in its FIFO; False when it failed and was replaced.
+    async def _acquire_worker(self, worker: _Worker, *, shared: bool = False) -> bool:
+        """Take ``worker`` (a session's pinned REPL), waiting in its FIFO; False when it failed and was replaced.
 
-        When the worker is released and both a session command and a check are waiting, they take turns.
+        ``shared``: a session command, which may join other session commands already running there (the REPL
+        process pipelines them) unless a check is waiting for a REPL. When the worker is released and both session
+        commands and a check are waiting, they take turns.
         """
-        if self._closed or self._workers.get(worker.slot) is not worker or not worker.process.alive:
+        if self._closed or self._workers.get(worker.slot) is not worker or worker.retired or not worker.process.alive:
             return False
         if worker in self._idle and not worker.waiters:
             self._idle.remove(worker)
             worker.last_session = True
+            worker.session_users = 1 if shared else 0
+            return True
+        if shared and worker.session_users > 0 and not worker.waiters and self._check_waiting == 0:
+            worker.session_users += 1
             return True
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        worker.waiters.append(future)
+        worker.waiters.append((future, shared))
         try:
             return await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled() and future.result():
-                self._give_back_nowait(worker)  # handed over just as we were cancelled
+                self._give_back_nowait(worker, shared)  # handed over just as we were cancelled
             raise
 
     def _hand_over(self, worker: _Worker) -> bool:
-        """Give a released ``worker`` to its next waiting session command (unless a check's turn); True if given."""
-        while worker.waiters and worker.waiters[0].done():
+        """Give a released ``worker`` to its next waiting session commands (all the shared ones at the head of the
+        queue, or one exclusive user), unless it is a check's turn; True if given."""
+        while worker.waiters and worker.waiters[0][0].done():
             worker.waiters.popleft()
         if not worker.waiters or (self._check_waiting > 0 and worker.last_session):
             return False
         worker.last_session = True
-        worker.waiters.popleft().set_result(True)
+        future, shared = worker.waiters.popleft()
+        future.set_result(True)
+        worker.session_users = 1 if shared else 0
+        while shared and worker.waiters and worker.waiters[0][1]:
+            future, _ = worker.waiters.popleft()
+            if not future.done():
+                future.set_result(True)
+                worker.session_users += 1
         return True
 
-    def _give_back_nowait(self, worker: _Worker) -> None:
+    async def _release_shared(self, worker: _Worker, healthy: bool) -> None:
+        """A session command is done with ``worker``; the last one of a group releases it."""
+        if worker.retired:
+            return
+        if not healthy:
+            worker.retired = True  # the process is killed once; the other commands on it fail with it
+            worker.session_users = 0
+            await self._release(worker, False)
+            return
+        worker.session_users -= 1
+        if worker.session_users <= 0:
+            worker.session_users = 0
+            await self._release(worker, True)
+
+    def _give_back_nowait(self, worker: _Worker, shared: bool = False) -> None:
+        if shared:
+            worker.session_users -= 1
+            if worker.session_users > 0:
+                return
+            worker.session_users = 0
         if self._hand_over(worker):
             return
         self._idle.append(worker)
@@ -348,7 +383,7 @@ class ReplPool(AsyncResource):
     @staticmethod
     def _drop_waiters(worker: _Worker) -> None:
         while worker.waiters:
-            future = worker.waiters.popleft()
+            future, _ = worker.waiters.popleft()
             if not future.done():
                 future.set_result(False)
 

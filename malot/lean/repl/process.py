@@ -73,7 +73,8 @@ class ReplProcess:
         self.commands_sent = 0
         self.started_at = 0.0
         self._proc: asyncio.subprocess.Process | None = None
-        self._lock = asyncio.Lock()
+        self._reading: asyncio.Future[None] | None = None  # the last command written whose answer is unread
+        self._pending_write: tuple[list[bytes], asyncio.Future[None]] | None = None
         self.dead = False
 
     @property
@@ -128,28 +129,72 @@ class ReplProcess:
             await asyncio.shield(proc.wait())
 
     async def send(self, command: ReplCommand, timeout: float | None = None) -> ReplResponse:  # noqa: ASYNC109
-        """Send one command and read its response (the process is killed on timeout, crash, garbage, cancel)."""
-        async with self._lock:
-            proc = self._proc
-            if proc is None or proc.stdin is None or proc.stdout is None or not self.alive:
+        """Send one command and read its response (the process is killed on timeout, crash, garbage, cancel).
+
+        Concurrent sends are pipelined: each command is written at once and the REPL answers them in order, so it
+        never idles between them; each caller reads its own answer when the one before it has been read.
+        ``timeout`` counts from the moment the previous answer was read (this command's own Lean time).
+        """
+        proc = self._proc
+        if proc is None or proc.stdin is None or proc.stdout is None or not self.alive:
+            raise ReplCrashedError("the REPL process is not running")
+        previous = self._reading
+        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._reading = mine
+        ok = False
+        try:
+            flushed = self._queue_write(encode_command(command))  # queued before any await: the answers' order
+            self.commands_sent += 1
+            await flushed
+            await proc.stdin.drain()
+            if previous is not None:
+                await asyncio.shield(previous)
+            if not self.alive:
+                raise ReplCrashedError("the REPL process was stopped while this command waited")
+            async with asyncio.timeout(timeout):
+                raw = await self._read_response(proc.stdout)
+            response = self._decode(raw)
+            ok = True
+            return response
+        except TimeoutError:
+            raise ReplTimeoutError(f"the REPL did not answer within {timeout:g}s") from None
+        except (BrokenPipeError, ConnectionResetError):
+            raise ReplCrashedError(f"the REPL process exited (status {proc.returncode})") from None
+        finally:
+            if not ok:  # error or cancellation: the REPL's state is unknown (answers may be left unread); kill it
+                await self.kill()
+            if not mine.done():
+                mine.set_result(None)
+            if self._reading is mine:
+                self._reading = None
+
+    def _queue_write(self, data: bytes) -> asyncio.Future[None]:
+        """Queue ``data`` for stdin; everything queued in one event-loop turn goes out in one write (one wake-up
+        of the REPL for the k tactics of an expansion instead of k)."""
+        if self._pending_write is None:
+            self._pending_write = ([], asyncio.get_running_loop().create_future())
+            asyncio.get_running_loop().call_soon(self._flush_writes)
+        chunks, done = self._pending_write
+        chunks.append(data)
+        return done
+
+    def _flush_writes(self) -> None:
+        pending, self._pending_write = self._pending_write, None
+        if pending is None:
+            return
+        chunks, done = pending
+        proc = self._proc
+        try:
+            if proc is None or proc.stdin is None or not self.alive:
                 raise ReplCrashedError("the REPL process is not running")
-            ok = False
-            try:
-                proc.stdin.write(encode_command(command))
-                self.commands_sent += 1
-                await proc.stdin.drain()
-                async with asyncio.timeout(timeout):
-                    raw = await self._read_response(proc.stdout)
-                response = self._decode(raw)
-                ok = True
-                return response
-            except TimeoutError:
-                raise ReplTimeoutError(f"the REPL did not answer within {timeout:g}s") from None
-            except (BrokenPipeError, ConnectionResetError):
-                raise ReplCrashedError(f"the REPL process exited (status {proc.returncode})") from None
-            finally:
-                if not ok:  # error or cancellation: the REPL's state is unknown; kill it
-                    await self.kill()
+            proc.stdin.write(b"".join(chunks))
+        except (ReplCrashedError, BrokenPipeError, ConnectionResetError, RuntimeError) as exc:
+            if not done.done():
+                done.set_exception(ReplCrashedError(f"writing to the REPL failed: {exc}"))
+                done.exception()  # retrieved by every sender awaiting it; do not warn when none does
+            return
+        if not done.done():
+            done.set_result(None)
 
     async def _read_response(self, stdout: asyncio.StreamReader) -> bytes:
         """Bytes up to the blank line that ends a response (one read for a many-line pretty-printed answer)."""

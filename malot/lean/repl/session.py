@@ -97,7 +97,7 @@ class ReplProofSession(AsyncResource):
     async def _send(self, command: ReplCommand, timeout: float | None = None) -> ReplResponse:  # noqa: ASYNC109
         """One command on the pinned REPL; a failed process raises (after the pool replaced it)."""
         worker = await self._ensure_worker()
-        if not await self._pool._acquire_worker(worker):
+        if not await self._pool._acquire_worker(worker, shared=True):
             raise ReplCrashedError("the session's REPL process was replaced")
         healthy = False
         try:
@@ -106,7 +106,7 @@ class ReplProofSession(AsyncResource):
             healthy = True
             return response
         finally:
-            await self._pool._release(worker, healthy)
+            await self._pool._release_shared(worker, healthy)
 
     async def _lost(self) -> None:
         """The pinned REPL failed: pin another and forget every process-local id."""
