@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from malot.errors import ConfigError
 
@@ -261,10 +261,35 @@ class OutputSettings(_Section):
     trace: bool = True
 
 
+class McpServerSettings(_Section):
+    """One external MCP server whose tools agents may call: a ``command`` (stdio) or a streamable-HTTP ``url``.
+
+    ``startup_timeout_s`` bounds connecting and listing its tools, ``call_timeout_s`` each call; a server that
+    fails either is left out of the run with a clear message and the agent goes on without it.
+    """
+
+    command: list[str] | None = None
+    url: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    startup_timeout_s: float = Field(30.0, gt=0)
+    call_timeout_s: float = Field(120.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerSettings:
+        """Exactly one of ``command`` and ``url``."""
+        if (self.command is None) == (self.url is None):
+            raise ValueError("an MCP server needs either 'command' (a list: program and arguments) or 'url'")
+        if self.command is not None and not self.command:
+            raise ValueError("'command' must name a program")
+        return self
+
+
 class ToolsSettings(_Section):
-    """Tool plugins: ``plugins`` is an allow-list of entry-point names (``None``: load all)."""
+    """Tool plugins: ``plugins`` is an allow-list of entry-point names (``None``: load all); ``mcp`` names external
+    MCP servers (``[tools.mcp.NAME]`` with ``command`` or ``url``) whose tools become tool sources for agents."""
 
     plugins: list[str] | None = None
+    mcp: dict[str, McpServerSettings] = Field(default_factory=dict)
 
     @field_validator("plugins", mode="before")
     @classmethod
