@@ -17,7 +17,9 @@ descendants' block parameters: what TLEG stores).
 The advantage is an initialisation advantage: in a development run with a 1000-step ancestor (over-fitted, test
 loss 1.7-2.0) and 150 fine-tuning steps, randomly initialised descendants ended better (loss ratio 1.45), so both
 modes keep the ancestor at 300 steps and fine-tune for 40; ``--quick`` only runs fewer seeds. These settings were
-chosen after that run: ``--ancestor-steps 1000 --finetune-steps 150`` re-runs the development settings.
+chosen after that run: ``--ancestor-steps 1000 --finetune-steps 150`` re-runs the development settings (with the
+current code, 6 seeds: initial loss ratio 0.50, fine-tuned loss ratio 1.06, random init better on all 24
+depth-seed pairs; ``results/tleg_init_development_settings.json``).
 """
 
 from __future__ import annotations
