@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -145,3 +146,16 @@ async def test_a_crash_in_the_middle_of_a_pipeline_is_recovered(tmp_path: Path) 
         results = await asyncio.gather(*(session.run_tactic(root, STEPS[0]) for _ in range(8)))
         assert all(r.ok and r.state is not None and len(r.state.goals) == 2 for r in results)
         assert session.restarts == 1
+
+
+async def test_pickle_the_environment_and_start_from_it(tmp_path: Path) -> None:
+    path = str(tmp_path / "env.olean")
+    async with ReplPool(REPLAY, size=1, timeout=10) as pool:
+        async with pool.open_session() as one:
+            [root] = await one.start("def f : Nat := by sorry", header="import Lean")
+            assert root.goals == ("⊢ Nat",)
+            await one.pickle_env(path)
+        assert os.path.isfile(path)  # noqa: ASYNC240
+        async with pool.open_session() as two:
+            [again] = await two.start("def f : Nat := by sorry", env_file=path)
+            assert again.goals == ("⊢ Nat",)

@@ -224,3 +224,12 @@ async def test_rmaxts_limits() -> None:
 def test_truncate_splits_top_level_tactics() -> None:
     text = "  constructor\n  · intro h\n    exact h\n  -- a comment\n  simp\n```\nrest"
     assert truncate(text) == ["constructor", "· intro h\n  exact h", "simp"]
+
+
+async def test_llm_critic_scores_states_with_a_second_model() -> None:
+    from malot.provers.search.policy import LLMCritic
+
+    critic_llm = ScriptedLLM(["unused"], scorer=lambda r: -0.5 if "⊢ E" in str(r.prompt) else -3.0)
+    critic = LLMCritic(critic_llm)
+    scores = await critic.score([ProofState(id=0, goals=("⊢ E",)), ProofState(id=1, goals=("⊢ B",))])
+    assert scores == [-0.5, -3.0] and critic_llm.requests[0].score_continuation == " yes"

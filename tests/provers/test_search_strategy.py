@@ -123,3 +123,16 @@ async def test_a_verifier_without_sessions_is_a_clear_error(tmp_path: Path) -> N
 def test_search_candidate_is_a_proof_candidate() -> None:
     c = SearchCandidate(code="x", search={"expansions": 3})
     assert json.loads(c.model_dump_json())["search"]["expansions"] == 3
+
+
+@pytest.mark.slow
+async def test_a_repl_crash_mid_search_does_not_lose_the_proof(tmp_path: Path) -> None:
+    argv = [*REPLAY, "--crash-once-after", "5", "--fault-counter", str(tmp_path / "crashed")]
+    llm = ScriptedLLM(policy, capabilities=Capabilities(backend="scripted", logprobs=True))
+    async with (
+        ReplPool(argv, size=1, timeout=10, backoff=(0.01, 0.1)) as pool,
+        Prover(settings(tmp_path), llm=llm, verifier=pool) as prover,
+    ):
+        result = await prover.prove(PROBLEM, strategy="best-first", samples=1)
+        assert pool.restarts >= 1
+    assert result.proved and result.summary["search"]["expansions"] >= 4
