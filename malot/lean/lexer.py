@@ -260,7 +260,7 @@ class _Lexer:
         j = self.src.find(close, body)
         if j < 0:
             self.error(i, "unterminated raw string literal")
-            return body  # Lean resumes reading code after the opening quote
+            return i + 1  # Lean resumes reading code right after the "r" (so at "#..." or at a plain string)
         end = j + len(close)
         self.blank(i, end)
         self.spans.append(Span(i, end, "raw_string"))

@@ -208,6 +208,8 @@ LEAN_CASES = [
     "def g : T := 'ab #exit'\ndef f : T := T.a",
     "def g : T := T.a\t#exit\ndef f : T := T.a",
     "def g : T := 1e #exit\ndef f : T := T.a",
+    'def g := r#"#exitr#"\\ndbg_trace e\ndef f : T := T.a',  # Lean resumes after the "r": a plain string
+    'def g :=  r"-/-/\\x4x\ndef f : T := T.a',
     # a parse error between tokens does not reopen a string or a comment
     'def g : T := ) "#exit"\ndef f : T := T.a',
     "def g : T := ) /- #exit -/\ndef f : T := T.a",
@@ -215,12 +217,13 @@ LEAN_CASES = [
 
 
 def _lexer_verdict(src: str) -> tuple[bool, bool]:
-    """(does the lexer see the command #exit, does it see 'def f') for a whole prelude file."""
-    tokens = tokenize(code_view(src))
-    texts = [t.text for t in tokens]
-    exits = "#exit" in texts
+    """(does the lexer see the command #exit, does it see 'def f' and the final '#print axioms f') for a whole
+    prelude file. ``#exitfoo`` counts as ``#exit``: Lean's token table reads the longest command token."""
+    texts = [t.text for t in tokenize(code_view(src))]
+    exits = any(t.startswith("#exit") for t in texts)
     sees_f = any(texts[i : i + 2] == ["def", "f"] for i in range(len(texts)))
-    return exits, sees_f
+    prints = texts[-3:] == ["#print", "axioms", "f"]
+    return exits, sees_f and prints
 
 
 @pytest.mark.lean
@@ -241,3 +244,40 @@ async def test_lexer_agrees_with_real_lean(lean_exe: Path) -> None:
         if exits != lean_exits or (not exits and sees_f != lean_sees_f):
             disagreements.append((case, [m.short() for m in result.messages]))
     assert disagreements == []
+
+
+_FRAGMENTS = [
+    "/-", "-/", '"', "\\", "'", 'r#"', '"#', 'r"', "«", "»", "--", "\n", "{", "}", "dbg_trace ", "s!", " ", "x",
+    "h'", "/--", "/-!", "\\n", "\\x4", "1", "e", "(", ")", "def g := ", "#exit", " def f : T := T.a ", "\\u00",
+    "\\{", "T.a", ";", "`",
+]  # fmt: skip
+
+
+@pytest.mark.lean
+@pytest.mark.slow
+async def test_random_fragments_never_hide_code_from_the_lexer(lean_exe: Path) -> None:
+    """Random mixes of comment, string and interpolation fragments (fixed seed): whenever Lean elaborates
+    'def f' or runs #exit and the lexer does not see it, the lexer must at least report a lexical error (which
+    the screen rejects). Lean's error recovery after a *parse* error can hide more than the lexer hides; that
+    direction is conservative."""
+    import random
+
+    from malot.lean.base import Snippet
+    from malot.lean.file_backend import LeanFileVerifier
+
+    rng = random.Random(13)
+    cases = ["def g := " + "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(2, 9))) for _ in range(120)]
+    sources = ["prelude\ninductive T where\n  | a : T\n" + c + "\ndef f : T := T.a\n#print axioms f\n" for c in cases]
+    async with LeanFileVerifier(lean_exe, workers=2) as lean:
+        results = await lean.check([Snippet(id=str(k), code=src) for k, src in enumerate(sources)])
+    hidden, outcomes = [], set()
+    for src, result in zip(sources, results, strict=True):
+        lean_exits = any("using 'exit' to interrupt Lean" in m.data for m in result.messages)
+        lean_sees_f = any("'f' does not depend on any axioms" in m.data for m in result.messages)
+        outcomes.add((lean_exits, lean_sees_f))
+        exits, sees_f = _lexer_verdict(src)
+        missed = (lean_exits and not exits) or (lean_sees_f and not lean_exits and not sees_f)
+        if missed and not lex(src).errors:
+            hidden.append((src, [m.short() for m in result.messages]))
+    assert {(True, False), (False, True), (False, False)} <= outcomes  # every outcome occurs: not vacuous
+    assert hidden == []
