@@ -252,6 +252,42 @@ def test_a_preamble_must_not_end_in_a_modifier_of_the_statement(preamble: str, p
     assert ("modifies statement" not in rules) == passes, rules
 
 
+PRELUDE_TARGET = TargetTheorem(
+    header="prelude\ninductive Eq' {α : Sort u} (a : α) : α → Prop where\n  | refl : Eq' a a\n",
+    statement="theorem h_x (p : Prop) : p :=",
+)
+WEAKER = "theorem h_x (p : Prop) : Eq' p p := Eq'.refl"
+#: Issue 13, class 1: the preamble cleaner drops a line that closes a comment or string, so the opener left in
+#: the preamble swallows the re-spliced statement, and the proof declares a weaker theorem of the same name.
+RESPLICE_ATTACKS = [
+    "/-\n-/ import Foo\ntheorem h_x (p : Prop) : p := -/\n" + WEAKER,
+    "/--\n-/ import Foo\ntheorem h_x (p : Prop) : p := -/\n" + WEAKER,
+    "/-\n-/prelude\ntheorem h_x (p : Prop) : p := -/\n" + WEAKER,
+    'def s := r#"\n"# import Foo\ntheorem h_x (p : Prop) : p := "#\n' + WEAKER,
+]
+
+
+@pytest.mark.parametrize("attack", RESPLICE_ATTACKS)
+def test_a_literal_swallowing_the_statement_is_rejected(attack: str) -> None:
+    result = screen(PRELUDE_TARGET, attack)
+    assert not result.ok and "unterminated" in result.rules, result.reasons
+
+
+@pytest.mark.lean
+async def test_swallowed_statements_are_swallowed_for_real_lean(lean_exe: Path) -> None:
+    """Where the screen says a comment or string runs over the statement, Lean indeed never sees the trusted
+    statement: the file compiles with only the weaker theorem (so the screen's objection is real)."""
+    from malot.lean.base import Snippet
+    from malot.lean.file_backend import LeanFileVerifier
+
+    codes = [screen(PRELUDE_TARGET, attack).code for attack in RESPLICE_ATTACKS]
+    async with LeanFileVerifier(lean_exe, workers=2) as lean:
+        results = await lean.check([Snippet(id=str(k), code=code + "\n#check h_x\n") for k, code in enumerate(codes)])
+    for code, result in zip(codes, results, strict=True):
+        checked = [m.data for m in result.messages if m.data.startswith("h_x")]
+        assert checked and "Eq' p p" in checked[0], (code, [m.short() for m in result.messages])
+
+
 # --- all genuine proofs of the repository pass ---------------------------------------------------------------
 
 
