@@ -35,6 +35,11 @@ MAX_SAMPLES = 1024
 @click.option("--strategy", type=click.Choice(strategy_names()), help="Proving strategy (default ma-lot).")
 @click.option("--model", help="Model: hub id, local folder, http(s)://host:port/v1#name, or script:FILE.")
 @click.option("--preset", help="A model preset (model + template + sampling), e.g. goedel-prover-v2-8b.")
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "vllm", "hf", "openai", "script"]),
+    help="How to run a local model (default: llm.backend from config).",
+)
 @click.option("--template", help="Prompt template name or TOML file (default: the model's preset).")
 @click.option("--samples", type=click.IntRange(min=1, max=MAX_SAMPLES), help="Initial samples (attempts); default 4.")
 @click.option("--rounds", type=click.IntRange(min=0), help="Chained correction rounds per sample (MA-LoT); default 2.")
@@ -69,6 +74,7 @@ def command(
     project: str | None = None,
     kimina_url: str | None = None,
     repair: bool | None = None,
+    backend: str | None = None,
     **hook_values: Any,
 ) -> int:
     """Prove a Lean 4 theorem given as STATEMENT, on stdin, with --file/--theorem, or with --problem."""
@@ -78,6 +84,7 @@ def command(
         ctx,
         {
             "llm.model": model,
+            "llm.backend": backend,
             "prover.strategy": strategy,
             "prover.preset": preset,
             "prover.template": template,
