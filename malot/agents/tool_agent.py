@@ -116,6 +116,7 @@ class ToolBox:
 
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
+        self._schemas: list[dict[str, Any]] | None = None
         self.unavailable: dict[str, str] = {}
 
     @classmethod
@@ -169,8 +170,10 @@ class ToolBox:
         return [e.spec for e in self._entries.values()]
 
     def openai_tools(self) -> list[dict[str, Any]]:
-        """Function schemas for a chat request's ``tools``."""
-        return [e.spec.openai_schema() for e in self._entries.values()]
+        """Function schemas for a chat request's ``tools`` (built once per tool box)."""
+        if self._schemas is None:
+            self._schemas = [e.spec.openai_schema() for e in self._entries.values()]
+        return self._schemas
 
     def entry(self, name: str) -> _Entry:
         """The spec and source of ``name``; :class:`ToolCallError` (``unknown_tool``) naming the tools otherwise."""

@@ -31,6 +31,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "llm": ("malot.cli.llm", "Generate, score or show capabilities with an LLM backend (vLLM, HTTP, hf, script)."),
     "dev": ("malot.cli.dev", "Developer utilities: build tiny offline test models."),
     "trace": ("malot.cli.trace", "Show a trace file: attempts, steps and tactic-search trees."),
+    "agent": ("malot.cli.agent", "Run a tool-calling agent on a task (plugin tools, malot's tools, MCP servers)."),
+    "mcp": ("malot.cli.mcp", "Serve verify, prove and every tool over MCP (stdio or streamable HTTP)."),
 }
 
 

@@ -55,6 +55,7 @@ class RegistrySource:
         self.names = list(names) if names is not None else None
         self.isolation: Isolation = isolation
         self.name = name
+        self._specs: dict[int, tuple[Tool, ToolSpec]] = {}
 
     def tools(self) -> list[Tool]:
         """The tools this source offers."""
@@ -63,13 +64,18 @@ class RegistrySource:
         return [self.registry.get(n) for n in self.names]
 
     async def list_tools(self) -> list[ToolSpec]:
-        """Every offered tool's spec (schema from its input model, tags from :func:`tool_tags`)."""
-        return [
-            ToolSpec(
-                name=t.name, description=t.description, parameters=t.input_schema(), tags=tool_tags(t), source=self.name
-            )
-            for t in self.tools()
-        ]
+        """Every offered tool's spec (schema from its input model, tags from :func:`tool_tags`; cached per tool)."""
+        return [self._spec(t) for t in self.tools()]
+
+    def _spec(self, t: Tool) -> ToolSpec:
+        cached = self._specs.get(id(t))
+        if cached is not None and cached[0] is t:
+            return cached[1]
+        spec = ToolSpec(
+            name=t.name, description=t.description, parameters=t.input_schema(), tags=tool_tags(t), source=self.name
+        )
+        self._specs[id(t)] = (t, spec)
+        return spec
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolResult:
         """Validate and run ``name``; the result's ``content`` is the output model as JSON."""
