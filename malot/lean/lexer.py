@@ -35,6 +35,7 @@ view into identifiers, ``#commands``, numbers and symbols.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -73,14 +74,35 @@ def _is_subscript(c: str) -> bool:
     return 0x2080 <= o <= 0x208C or 0x2090 <= o <= 0x209C or 0x1D62 <= o <= 0x1D6A
 
 
+_ASCII_ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_ASCII_ID_REST = _ASCII_ID_FIRST | frozenset("0123456789'!?")
+_ASCII_ID_RUN = re.compile(r"[A-Za-z0-9_'!?]*")
+_SPACE_RUN = re.compile(r"\s*")
+
+
 def is_id_first(c: str) -> bool:
     """Can ``c`` start a Lean identifier (ASCII letter, ``_``, or Lean's letter-like Unicode ranges)?"""
-    return len(c) == 1 and ((c.isascii() and c.isalpha()) or c == "_" or _is_letter_like(c))
+    if c in _ASCII_ID_FIRST:
+        return True
+    return len(c) == 1 and ord(c) > 127 and _is_letter_like(c)
 
 
 def is_id_rest(c: str) -> bool:
     """Can ``c`` continue a Lean identifier?"""
-    return len(c) == 1 and (is_id_first(c) or (c.isascii() and c.isdigit()) or c in "'!?" or _is_subscript(c))
+    if c in _ASCII_ID_REST:
+        return True
+    return len(c) == 1 and ord(c) > 127 and (_is_letter_like(c) or _is_subscript(c))
+
+
+def _id_rest_end(text: str, j: int) -> int:
+    """The end of the run of identifier characters starting at ``j``."""
+    n = len(text)
+    while True:
+        j = _ASCII_ID_RUN.match(text, j).end()  # type: ignore[union-attr]
+        if j < n and ord(text[j]) > 127 and is_id_rest(text[j]):
+            j += 1
+        else:
+            return j
 
 
 def normalize_name(name: str) -> str:
@@ -331,9 +353,7 @@ class _Lexer:
                     return j + 1, src[i : j + 1]
                 j = k + 1
             else:
-                j += 1
-                while j < n and is_id_rest(src[j]):
-                    j += 1
+                j = _id_rest_end(src, j + 1)
             if j + 1 < n and src[j] == "." and (is_id_first(src[j + 1]) or src[j + 1] == "«"):
                 j += 1
             else:
@@ -611,7 +631,7 @@ def tokenize(view: str) -> list[Token]:
     while i < n:
         c = view[i]
         if c.isspace():
-            i += 1
+            i = _SPACE_RUN.match(view, i).end()  # type: ignore[union-attr]
             continue
         if is_id_first(c) or c == "«":
             start = i
@@ -624,9 +644,7 @@ def tokenize(view: str) -> list[Token]:
                     parts.append(view[i + 1 : j])
                     i = min(j + 1, n)
                 elif is_id_first(view[i]):
-                    j = i + 1
-                    while j < n and is_id_rest(view[j]):
-                        j += 1
+                    j = _id_rest_end(view, i + 1)
                     parts.append(view[i:j])
                     i = j
                 else:
