@@ -60,6 +60,7 @@ PARSE_ONLY = {
     ("retrieval", "index"): "builds a dense/hybrid index with a sentence encoder (tests/retrieval cover it)",
     ("retrieval", "query"): "reads an index the train line builds (minutes)",
     ("tools", "run"): "the documented lines merge the user's model checkpoints (a.safetensors, ...)",
+    ("trace", "show"): "reads the trace of an earlier run; tests/cli/test_search_cli.py runs it on a search's trace",
 }
 
 
@@ -140,6 +141,8 @@ RUN_SKIPS = {
     "--ray": "spreads problems over a Ray cluster of GPU model servers (tests/eval/test_ray_backend covers Ray)",
     "--fuse-expert": "fuses a user's large model with expert model folders (plugins/fusion tests use tiny models)",
     "--backend": "names an in-process GPU backend for a user's model folder (./models/prover)",
+    "best-first": "needs proof sessions (a REPL pool; the fixture is lean --json): tests/cli/test_search_cli.py",
+    "rmaxts": "needs proof sessions (a REPL pool; the fixture is lean --json): tests/cli/test_search_cli.py",
 }
 
 
