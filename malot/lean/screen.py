@@ -113,6 +113,24 @@ _ELAB_ATTRIBUTES = frozenset(
 #: ``#commands`` a proof may use; every other one is rejected (``#exit``/``#eval`` by name).
 _ALLOWED_COMMANDS = frozenset({"#check", "#print"})
 #: Keywords that change how the statement elaborates when they come before it.
+#: Command words that run or register code; in the literal text of an interpolated string they are rejected (Lean
+#: reads that text as code after a parse error in the string's ``{...}``). English-like keywords (``partial``,
+#: ``prefix``, ``notation``) are left out there, so prose in an ``s!`` string is no violation.
+_HIDDEN_COMMAND_WORDS = frozenset(
+    {
+        "run_cmd",
+        "run_elab",
+        "run_meta",
+        "initialize",
+        "builtin_initialize",
+        "elab",
+        "elab_rules",
+        "macro",
+        "macro_rules",
+        "syntax",
+        "axiom",
+    }
+)
 #: Modifiers that would attach to the trusted statement if the preamble ended with them.
 _STATEMENT_MODIFIERS = frozenset(
     {"private", "protected", "public", "noncomputable", "nonrec", "unsafe", "partial", "meta", "local", "scoped"}
@@ -239,7 +257,7 @@ def screen_tokens(
         if span.kind == "interpolated_text" and region is not None:
             for tok in tokenize(code[span.start : span.end]):
                 if (tok.kind == "command" and tok.text not in _ALLOWED_COMMANDS) or (
-                    tok.kind == "ident" and len(tok.parts) == 1 and tok.name in _BANNED_KEYWORDS
+                    tok.kind == "ident" and len(tok.parts) == 1 and tok.name in _HIDDEN_COMMAND_WORDS
                 ):
                     add_at(
                         "hidden command",

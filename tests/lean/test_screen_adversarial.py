@@ -177,7 +177,10 @@ def test_commands_in_interpolated_text_are_rejected() -> None:
     test_lexer's real-Lean cases), so command words in interpolated text are rejected."""
     result = screen(TARGET, GENUINE + '\n#check s!"{)} #exit"')
     assert not result.ok and "hidden command" in result.rules
-    assert screen(TARGET, GENUINE + '\n#check s!"{1} plain text"').ok
+    assert screen(TARGET, GENUINE + '\n#check s!"{1} plain text about a partial sum, prefix and notation"').ok
+    for word in ("run_cmd", "macro", "#eval"):
+        result = screen(TARGET, GENUINE + f'\n#check s!"{{1}} {word} x"')
+        assert "hidden command" in result.rules, word
 
 
 # --- issue 13, class 2 and 6 ----------------------------------------------------------------------------------
