@@ -122,6 +122,17 @@ class Declaration:
     body_start: int | None
     """Offset just past that ``:=`` / ``where`` (at the ``|`` for equations); None when there is no body."""
 
+    def statement(self, source: str) -> str | None:
+        """The statement as a target: ``theorem NAME.{u} binders : type :=`` taken from ``source`` by offsets (so
+        attribute strings and comments before the keyword cannot garble it), ``lemma`` spelled ``theorem``;
+        modifiers, attributes and the doc comment left out. None without a ``:=`` or for nameless declarations."""
+        end = self.signature_end
+        if end is None or self.name is None or source[end : end + 2] != ":=":
+            return None
+        keyword = "theorem" if self.kind == "lemma" else self.kind
+        head = source[self.keyword_start : end].rstrip()
+        return keyword + head[len(self.kind) :] + " :="
+
 
 @dataclass(frozen=True, slots=True)
 class Command:

@@ -111,6 +111,16 @@ def test_issue_whole_file_names(source: str, name: str, universes: tuple[str, ..
     assert (decl.name, decl.universe_params) == (name, universes)
 
 
+def test_statement_text() -> None:
+    decls = {d.name: d for d in find_declarations(FILE)}
+    assert decls["h"].statement(FILE) == "theorem «h».{w, z} (a : Nat) :\n    a = a :="
+    assert decls["h2"].statement(FILE) == "theorem h2 : True :="
+    assert decls["f"].statement(FILE) is None  # equations, no ":="
+    src = '@[deprecated "theorem x : False"] lemma real.{u} (α : Sort u) : True := trivial'
+    [decl] = find_declarations(src)
+    assert decl.statement(src) == "theorem real.{u} (α : Sort u) : True :="
+
+
 def test_text_before_the_first_command() -> None:
     cmds = split_commands("x y\ntheorem t : True := trivial")
     assert [c.kind for c in cmds] == ["", "theorem"]
