@@ -86,7 +86,7 @@ def test_eval_best_first_records_expansions_in_the_ledger(
             "split": "test",
             "header": "",
             "formal_statement": "theorem aa (x : Nat) (h1 : x  = 2) : x = 2 := by",
-        },  # noqa: E501
+        },
     ]
     dataset.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     out = tmp_path / "eval"
@@ -103,3 +103,22 @@ def test_eval_best_first_records_expansions_in_the_ledger(
     assert ledger["search_by_problem"]["aa"] == {"expansions": 1, "tactic_calls": 1}
     assert ledger["search_by_problem"]["complex_and"]["expansions"] == 4
     assert ledger["expansions"] == 5 and "expansions / tactic calls | 5 /" in (out / "report" / "report.md").read_text()
+
+
+def test_prove_rmaxts_from_the_cli(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # two whole proofs: the first fails at its third tactic, the second resumes after the two valid ones
+    monkeypatch.setenv("MALOT_SEARCH__WIDTH", "1")  # one rollout at a time
+    script = tmp_path / "proofs.jsonl"
+    answers = ["  apply And.intro\n  exact h1.left\n  exact h1\n```", "  apply h2\n  exact h1.right\n```"]
+    script.write_text("".join(json.dumps(a) + "\n" for a in answers))
+    problem = tmp_path / "p.lean"
+    problem.write_text(STATEMENT + " sorry\n")
+    args = ["--config", str(project), "prove", "--file", str(problem), "--theorem", "complex_and", "--samples", "1"]
+    code = main([*args, "--strategy", "rmaxts", "--model", f"script:{script}", "--out", str(tmp_path / "r"), "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    result = json.loads(captured.out)
+    assert result["proved"] and result["summary"]["search"]["expansions"] == 2
+    assert result["proof"].endswith("  apply h2\n  exact h1.right")
