@@ -110,3 +110,36 @@ async def test_a_server_that_cannot_start_is_left_out_with_a_clear_message() -> 
     assert result.answered and result.tool_calls[0].error is None
     assert "MCP server 'broken'" in result.unavailable["broken"]
     assert [t["function"]["name"] for t in llm.requests[0].tools] == ["add"]
+
+
+@pytest.mark.slow
+async def test_malot_mcp_serves_streamable_http(tmp_path: Path) -> None:
+    import asyncio
+    import socket
+    import subprocess
+
+    from malot.testing.vllm_server import free_port
+
+    port = free_port()
+    log_path = tmp_path / "mcp.log"
+    with log_path.open("wb") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "malot", "mcp", "--transport", "http", "--port", str(port),
+            stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        async with asyncio.timeout(120):  # waits until the server listens, not for a fixed time
+            while True:
+                assert proc.returncode is None, log_path.read_bytes().decode(errors="replace")
+                with socket.socket() as probe:
+                    if probe.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                await asyncio.sleep(0.2)
+        async with Client(f"http://127.0.0.1:{port}/mcp") as client:
+            names = {t.name for t in (await client.list_tools()).tools}
+            assert {"verify", "prove", "recommend_tools"} <= names
+            out = structured(await client.call_tool("recommend_tools", {"query": "merge checkpoints", "k": 1}))
+            assert out["result"][0]["name"] == "fisher_merge"
+    finally:
+        proc.terminate()
+        await proc.wait()

@@ -92,3 +92,23 @@ async def test_lean_check_gives_the_acceptance_verdict_and_errors(
         "lean_check", {"code": f"{record['header']}{record['statement']}\n  {record['wrong_proof']}\n"}
     )
     assert not bad.accepted and bad.errors and bad.errors[0]["line"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.lean
+async def test_prove_runs_a_sub_prover_with_its_own_budget(
+    lean_exe: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MALOT_LEAN__LEAN_PATH", str(lean_exe))
+    monkeypatch.setenv("MALOT_LEAN__BACKEND", "file")
+    monkeypatch.setenv("MALOT_LEAN__SANDBOX", "off")
+    monkeypatch.setenv("MALOT_RETRIEVAL__RETRIEVER", "none")
+    record = suite_record("zero_eq_zero")
+    script = tmp_path / "model.jsonl"
+    wrong = f"```lean4\n{record['statement']}\n  {record['wrong_proof']}\n```"
+    right = f"```lean4\n{record['statement']}\n  {record['proof']}\n```"
+    script.write_text(json.dumps(wrong) + "\n" + json.dumps(right) + "\n", encoding="utf-8")
+    arguments = {"statement": record["header"] + record["statement"], "model": f"script:{script}"}
+    out = await get_registry().run("prove", {**arguments, "strategy": "agentic", "samples": 1})
+    assert not out.proved and out.samples == 1 and out.lean_checks == 1  # type: ignore[attr-defined]
+    out = await get_registry().run("prove", {**arguments, "strategy": "agentic", "rounds": 1})
+    assert out.proved and record["proof"] in (out.proof or "")  # type: ignore[attr-defined]
