@@ -209,3 +209,27 @@ def test_cli_convert_codegen(tmp_path: Path, tiny_codegen: Path, capsys: pytest.
     code = main(["llm", "convert-codegen", str(tiny_codegen), str(tmp_path / "gptj")])
     captured = capsys.readouterr()
     assert code == 2 and "already exists" in captured.err and "Traceback" not in captured.err
+
+
+def test_bfloat16_source_without_head_bias(tmp_path: Path, tiny_codegen: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    source = tmp_path / "bf16"
+    model = build_codegen(source, tiny_codegen, n_head=4, n_embd=64, rotary_dim=8, seed=5)
+    state = {k: v.to(torch.bfloat16) for k, v in load_file(str(source / "model.safetensors")).items()}
+    del state["lm_head.bias"]  # an exporter that dropped a zero bias: the converter writes zeros
+    save_file(state, str(source / "model.safetensors"), metadata={"format": "pt"})
+    manifest = convert_codegen_to_gptj(source, tmp_path / "gptj", log=lambda _: None)
+    assert manifest.self_check is not None and manifest.self_check["max_abs_diff"] == 0.0
+    with safe_open(str(tmp_path / "gptj" / "model.safetensors"), framework="pt") as f:
+        assert f.get_slice("transformer.h.0.attn.q_proj.weight").get_dtype() == "BF16"
+        assert not f.get_tensor("lm_head.bias").any()
+    with torch.no_grad():  # the reference: the same weights rounded to bfloat16 (buffers such as rotary tables kept)
+        for p in model.parameters():
+            p.copy_(p.to(torch.bfloat16).float())
+        model.lm_head.bias.zero_()
+    ids = torch.randint(0, model.config.vocab_size, (1, 12), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    assert torch.equal(expected, gptj_logits(tmp_path / "gptj", ids))

@@ -376,13 +376,16 @@ def _plan(
         shape, dtype = weights.shape_dtype("transformer.wte.weight")
         out.append((PlannedTensor("lm_head.weight", dtype, shape), plain("transformer.wte.weight")))
         untied = True
-    if "lm_head.bias" not in weights:
+    if "lm_head.bias" not in weights:  # CodeGen's head always has a bias; a checkpoint without one means zeros
         import torch
+
+        from malot.llm.convert.safetensors_stream import torch_dtype
 
         _, dtype = weights.shape_dtype("transformer.wte.weight")
         vocab = int(config["vocab_size"])
-        zeros_dtype = weights.read("transformer.wte.weight").dtype
-        out.append((PlannedTensor("lm_head.bias", dtype, (vocab,)), lambda: torch.zeros(vocab, dtype=zeros_dtype)))
+        out.append(
+            (PlannedTensor("lm_head.bias", dtype, (vocab,)), lambda: torch.zeros(vocab, dtype=torch_dtype(dtype)))
+        )
     return out, dropped, untied
 
 

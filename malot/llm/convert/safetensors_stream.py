@@ -23,7 +23,7 @@ from malot.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PlannedTensor", "StreamingSafetensorsWriter", "safetensors_dtype", "sha256_file"]
+__all__ = ["PlannedTensor", "StreamingSafetensorsWriter", "safetensors_dtype", "sha256_file", "torch_dtype"]
 
 _CODES = {
     "float64": "F64",
@@ -46,6 +46,17 @@ def safetensors_dtype(dtype: torch.dtype) -> str:
     if code is None:
         raise ConfigError(f"tensors of dtype {dtype} cannot be written to safetensors here")
     return code
+
+
+def torch_dtype(code: str) -> torch.dtype:
+    """The torch dtype of a safetensors code (``"BF16"`` -> ``torch.bfloat16``)."""
+    import torch
+
+    for name, known in _CODES.items():
+        if known == code:
+            dtype: torch.dtype = getattr(torch, name)
+            return dtype
+    raise ConfigError(f"unknown safetensors dtype {code!r}")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
