@@ -75,6 +75,7 @@ class ProverSolver:
 
     async def solve(self, problem: BenchmarkProblem, budget: ProblemBudget, sink: AttemptSink) -> ProblemOutcome:
         """Run one executor group for ``problem`` and report one record per candidate."""
+        from malot.eval.putnam import produced_gate
         from malot.provers.agents import ProofCandidate, ProofFeedback, ProverDeps
         from malot.provers.problem import Problem
         from malot.provers.strategies import make_strategy
@@ -99,6 +100,7 @@ class ProverSolver:
             rounds=strategy.rounds,
             rule=self.rule,
             lean_timeout=self.settings.lean.timeout_s,
+            gate=produced_gate(item.header, item.statement, item.name),
         )
         group_budget = Budget(
             samples=None,  # samples = attempts; corrections draw more, bounded by rounds

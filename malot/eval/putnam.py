@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -29,6 +29,7 @@ __all__ = [
     "check_solution",
     "load_putnambench",
     "parse_entry",
+    "produced_gate",
     "produced_target",
     "putnam_entries",
 ]
@@ -264,6 +265,32 @@ def check_solution(
             if cut is None or _norm(view[:cut]) != _norm(original[: original_cut or len(original)]):
                 reasons.append(f"the statement of {theorem_name} was changed")
     return SolutionCheck(not reasons, reasons, declaration)
+
+
+_PRODUCED_MARK = re.compile(
+    r"^-- Answer to produce: define `((?:noncomputable )?abbrev) (\S+) : (.*?) := \.\.\.` before the theorem\.$", re.M
+)
+
+
+def produced_gate(header: str, statement: str, theorem_name: str) -> Callable[[str], list[str]] | None:
+    """For a ``produced``-mode problem (its header names the solution to define): a function from a candidate's
+    code to the reasons :func:`check_solution` rejects it (empty: it may go on to Lean); ``None`` for any other
+    problem. The provers run it before Lean (``ProverDeps.gate``)."""
+    match = _PRODUCED_MARK.search(header)
+    if match is None:
+        return None
+    solution_name, solution_type = match.group(2), match.group(3)
+
+    def gate(candidate: str) -> list[str]:
+        return check_solution(
+            candidate,
+            solution_name=solution_name,
+            solution_type=solution_type,
+            theorem_name=theorem_name,
+            statement=statement,
+        ).reasons
+
+    return gate
 
 
 def produced_target(header: str, statement: str, theorem_name: str, check: SolutionCheck) -> Any:

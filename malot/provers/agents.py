@@ -137,6 +137,9 @@ class ProverDeps:
     lean_timeout: float | None = None
     cache: VerdictCache = field(default_factory=VerdictCache)
     target: Any = None
+    #: Extra rule run on a candidate's code before Lean (e.g. PutnamBench's produced-solution check): the reasons
+    #: to reject it, empty to go on.
+    gate: Callable[[str], list[str]] | None = None
 
     def __post_init__(self) -> None:
         if self.target is None:
@@ -372,6 +375,18 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
                 candidate=message,
                 errors=[reason],
                 reasons=[f"{reason}: the answer must end with the proof in a ```lean4 code block"],
+            )
+        gated = deps.gate(message.code) if deps.gate is not None else []
+        if gated:
+            ctx.note(
+                lean_s=0.0, lean_called=False, verdict="failed", reason=gated[0], run_s=time.perf_counter() - started
+            )
+            return ProofFeedback(
+                outcome="failed",
+                candidate=message,
+                errors=["; ".join(gated)],
+                reasons=gated,
+                details={"status": "gated", "flags": {}, "axioms": None},
             )
         from malot.lean.acceptance import verify_candidate
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,42 @@ def test_eval_putnambench_answer_modes_from_the_cli(tmp_path: Path, capsys: pyte
         assert ("Answer to produce" in headers[1]) == (mode == "produced")
     assert main(["eval", "minif2f", "--answer-mode", "given", *toy, "--out", str(tmp_path / "x")]) == 2
     assert "--answer-mode applies to the dataset putnambench" in capsys.readouterr().err
+
+
+@pytest.mark.lean
+def test_produced_mode_gates_candidates_before_lean(tmp_path: Path, lean_exe: Path) -> None:
+    import asyncio
+
+    from malot.config import load_settings
+    from malot.eval.prover_solver import prover_solver
+    from malot.eval.runner import EvalRunner, LocalBackend
+    from malot.eval.runs import create_run
+    from malot.llm import ScriptedLLM
+
+    settings = load_settings(
+        overrides={
+            "llm.model": "scripted",
+            "prover.strategy": "whole-proof",
+            "prover.template": "kimina-prover",
+            "prover.samples": 2,
+            "lean.lean_path": str(lean_exe),
+            "lean.backend": "file",
+            "retrieval.retriever": "none",
+        }
+    )
+    data = load_dataset("putnambench:produced").select(names=["putnam_1962_a5"])
+    store = create_run(data, settings, tmp_path / "run")
+    left_as_sorry = _GOOD.replace("fun n => n * (n + 1) * 2 ^ (n - 2)", "sorry")
+    llm = ScriptedLLM([f"```lean4\n{left_as_sorry}```", f"```lean4\n{_GOOD}```"])
+
+    def factory(s: Any) -> Any:
+        return prover_solver(s, llm=llm)
+
+    asyncio.run(EvalRunner(store, settings, LocalBackend(factory, jobs=1)).run())
+    by_sample = {a["sample"]: a for a in store.attempts()}
+    gated, checked = by_sample[0], by_sample[1]
+    assert gated["flags"]["lean_status"] == "gated" and not gated["flags"]["lean_called"]
+    assert "putnam_1962_a5_solution is defined with sorry" in gated["error"]
+    assert checked["flags"]["lean_called"]  # passed the gate; the fixture (no Mathlib) then rejects it in Lean
+    assert not checked["verified"]
+    store.close()
