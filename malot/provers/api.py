@@ -355,6 +355,7 @@ class Prover(AsyncResource):
             rounds=strat.rounds,
             rule=self._rule,
             lean_timeout=lean_settings.timeout_s,
+            gate=_produced_gate(problem),
         )
         b = self.settings.budget
         group_budget = budget or Budget(
@@ -407,6 +408,15 @@ _BUDGET_LIMITS = {
     "lean_cpu_seconds": "Lean CPU-seconds",
     "wall_seconds": "wall-time",
 }
+
+
+def _produced_gate(problem: Problem) -> Any:
+    """PutnamBench's produced-solution check for a problem whose header asks for the solution (else ``None``)."""
+    if "-- Answer to produce:" not in problem.header:
+        return None
+    from malot.eval.putnam import produced_gate
+
+    return produced_gate(problem.header, problem.statement, problem.name)
 
 
 def verifier_concurrency(verifier: Any) -> int | None:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from malot.errors import DatasetError
 from malot.lean.lexer import code_view
 
-__all__ = ["DEFAULT_HEADER", "Problem", "load_problem", "split_statement"]
+__all__ = ["DEFAULT_HEADER", "Problem", "load_problem", "problem_from_benchmark", "split_statement"]
 
 #: The header MiniF2F problems use; the default for a bare statement that brings none.
 DEFAULT_HEADER = (
@@ -162,10 +162,22 @@ class Problem(BaseModel):
 
 
 def load_problem(spec: str) -> Problem:
-    """A problem from a spec: ``minif2f:NAME``, or a statement string."""
+    """A problem from a spec: ``minif2f:NAME``, ``putnambench:NAME`` (the published answer given),
+    ``putnambench-produced:NAME`` (the prover defines the answer), or a statement string."""
     if spec.startswith("minif2f:"):
         return Problem.from_minif2f(spec.split(":", 1)[1])
+    if spec.startswith(("putnambench:", "putnambench-produced:")):
+        from malot.eval.putnam import load_putnambench
+
+        mode = "produced" if spec.startswith("putnambench-produced:") else "given"
+        row = load_putnambench(mode).get(spec.split(":", 1)[1])
+        return problem_from_benchmark(row)
     return Problem.from_statement(spec)
+
+
+def problem_from_benchmark(row: Any) -> Problem:
+    """A :class:`Problem` from a dataset's :class:`~malot.eval.problems.BenchmarkProblem`."""
+    return Problem(name=row.name, header=row.header, statement=row.statement, informal=row.informal, split=row.split)
 
 
 def split_statement(text: str) -> tuple[str, str]:

@@ -159,3 +159,17 @@ def test_produced_mode_gates_candidates_before_lean(tmp_path: Path, lean_exe: Pa
     assert checked["flags"]["lean_called"]  # passed the gate; the fixture (no Mathlib) then rejects it in Lean
     assert not checked["verified"]
     store.close()
+
+
+def test_prove_specs_load_putnambench_problems_and_the_api_gates_produced_ones() -> None:
+    from malot.provers.api import _produced_gate
+    from malot.provers.problem import load_problem
+
+    given = load_problem("putnambench:putnam_1962_a5")
+    produced = load_problem("putnambench-produced:putnam_1962_a5")
+    assert given.statement == produced.statement and "2^(n - 2)" in given.header
+    assert _produced_gate(given) is None
+    gate = _produced_gate(produced)
+    assert gate is not None and gate(_GOOD) == [] and gate(_ENTRY.statement + " simp") != []
+    with pytest.raises(DatasetError):
+        load_problem("putnambench:putnam_1962_z9")
