@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from malot.lean.acceptance import AcceptanceRule, TargetTheorem, screen, split_source, target_from_source
-from malot.lean.lexer import code_view, tokenize
 from malot.lean.repl.header import split_header
 from malot.lean.splice import extract_code, parse_statement
 
@@ -18,43 +17,7 @@ STMT = "theorem t1 (a b : ℕ) (h : a = b) : b = a"
 TARGET = TargetTheorem(header=HEADER, statement=STMT + " := by")
 
 
-# --- lexer ----------------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("source", "visible", "hidden"),
-    [
-        ("a -- sorry\nb", ["a", "b"], ["sorry"]),
-        ("a /- sorry -/ b", ["a", "b"], ["sorry"]),
-        ("a /- x /- sorry -/ still comment -/ b", ["a", "b"], ["sorry", "still"]),
-        # the character right after "/-" is skipped unread: "/-/-" opens ONE level, so one "-/" closes it
-        ("/-/- x -/ sorry", ["sorry"], ["x"]),
-        ("/-- doc /- nested -/ sorry -/ b", ["b"], ["sorry", "nested"]),
-        ('"sorry" b', ["b"], ["sorry"]),
-        ('"a \\" sorry" b', ["b"], ["sorry"]),
-        ('"\\\\" sorry', ["sorry"], []),
-        ('r#"a " sorry"# b', ["b"], ["sorry"]),
-        ("h' sorry", ["h'", "sorry"], []),
-        ("'\"' sorry", ["sorry"], []),
-        ("'\\'' sorry", ["sorry"], []),
-        ('s!"{sorry} text" b', ["sorry", "b"], ["text"]),
-        ("«a--b» sorry", ["sorry"], []),
-        ("x --- sorry", ["x"], ["sorry"]),
-    ],
-)
-def test_code_view_hides_exactly_comments_and_strings(source: str, visible: list[str], hidden: list[str]) -> None:
-    view = code_view(source)
-    assert len(view) == len(source)
-    words = {t.text for t in tokenize(view)}
-    for word in visible:
-        assert word in words, (source, view)
-    for word in hidden:
-        assert word not in words, (source, view)
-
-
-def test_guillemet_identifiers_are_unescaped() -> None:
-    tokens = tokenize(code_view("exact «sorryAx» _ false"))
-    assert ("sorryAx",) in [t.parts for t in tokens]
+# --- lexer: see test_lexer.py (view cases, errors, dialects, and agreement with real Lean) ---------------------
 
 
 # --- splicing -------------------------------------------------------------------------------------------------
@@ -232,36 +195,3 @@ def test_genuine_minif2f_proofs_pass_the_screen() -> None:
             rejected.append((rec["name"], body_only.reasons + full.reasons))
         assert body_only.code.rstrip() == full.code.rstrip(), rec["name"]
     assert rejected == []
-
-
-LEXER_CASES = [
-    "/-/- x -/ def f : T := T.a",
-    "/- /- x -/ def f : T := T.a -/",
-    "/- /- x -/ -/ def f : T := T.a",
-    "/-- doc /- nested -/ still doc -/ def f : T := T.a",
-    "/--/ def f : T := T.a -/",
-    "/-! module doc -/ def f : T := T.a",
-    "-- def f : T := T.a",
-    "---/\ndef f : T := T.a",
-    'def s := "a\\" -/ /-"\ndef f : T := T.a',
-    'def s := "/-"\ndef f : T := T.a',
-    "def c := '\"'\ndef f : T := T.a",
-    "def «a--b» : T := T.a\ndef f : T := T.a",
-    'def r := r#"a " /- "#\ndef f : T := T.a',
-]
-
-
-@pytest.mark.lean
-@pytest.mark.parametrize("case", range(len(LEXER_CASES)))
-async def test_lexer_agrees_with_real_lean(lean_exe: Path, case: int) -> None:
-    """Whether 'def f' is code or comment/string: the lexer's view must match what Lean 4.35 elaborates."""
-    from malot.lean.base import Snippet
-    from malot.lean.file_backend import LeanFileVerifier
-
-    src = "prelude\ninductive T where\n  | a : T\n" + LEXER_CASES[case] + "\n"
-    tokens = [t.text for t in tokenize(code_view(src))]
-    lexer_sees_f = any(tokens[i : i + 2] == ["def", "f"] for i in range(len(tokens)))
-    async with LeanFileVerifier(lean_exe, workers=1) as lean:
-        [result] = await lean.check([Snippet(id="x", code=src + "#print axioms f\n")])
-    lean_sees_f = any("'f' does not depend on any axioms" in m.data for m in result.messages)
-    assert lexer_sees_f == lean_sees_f, (LEXER_CASES[case], [m.short() for m in result.messages])
