@@ -225,8 +225,8 @@ class VllmLLM(BaseLLM):
             required_call_schema(request.tools, request.tool_choice, request.parallel_tool_calls) if calling else None
         )
         if schema is not None:
-            # compact JSON: a call needs no padding, and a weak model would spend its tokens on whitespace
-            kwargs["structured_outputs"] = sp.StructuredOutputsParams(json=schema, disable_any_whitespace=True)
+            # whitespace inside the JSON follows the engine's structured_outputs_config (disable_any_whitespace)
+            kwargs["structured_outputs"] = sp.StructuredOutputsParams(json=schema)
             kwargs.pop("stop", None)
         out = await self._run(ids, sp.SamplingParams(**kwargs))
         completions = []

@@ -60,9 +60,7 @@ class McpToolSource:
         stack = contextlib.AsyncExitStack()
         try:
             async with asyncio.timeout(s.startup_timeout_s):
-                self._client = await stack.enter_async_context(
-                    Client(server, read_timeout_seconds=s.call_timeout_s)
-                )
+                self._client = await stack.enter_async_context(Client(server, read_timeout_seconds=s.call_timeout_s))
         except TimeoutError:
             self.error = f"MCP server {self.name!r} ({self.target}) did not start within {s.startup_timeout_s} s"
             await _close_quietly(stack)
