@@ -57,7 +57,8 @@ class SkeletonAgent(Agent[Message, ProofCandidate]):
         self.decomposer = decomposer
 
     def estimate(self, message: Message) -> Usage:
-        return Usage(samples=1)
+        first = isinstance(message, Task) or not isinstance(getattr(message, "candidate", None), ProofCandidate)
+        return Usage(samples=2 if first and self.decomposer.settings.plan else 1)  # the plan is a call of its own
 
     async def run(self, message: Message, ctx: RunContext[ProverDeps]) -> ProofCandidate:
         started = time.perf_counter()
