@@ -100,6 +100,7 @@ def command(
         },
     )
     problem = _read_problem(statement, lean_file, theorem, problem_spec, informal, Problem, load_problem)
+    settings = _dataset_project(problem_spec, settings)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     out = Path(out_dir) if out_dir else settings.output.dir / "prove" / f"{problem.name}-{stamp}"
     out.mkdir(parents=True, exist_ok=True)
@@ -158,6 +159,23 @@ def command(
 
 
 add_hook_options(command)  # options of the installed decoding plugins (the ``malot.decoding`` entry points)
+
+
+def _dataset_project(problem_spec: str | None, settings: Any) -> Any:
+    """A dataset problem (``minif2f:``, ``putnambench:``) is checked in its dataset's pinned Lean project; a
+    configured project or lean of another version is refused (:func:`malot.lean.projects.project_for_dataset`)."""
+    if not problem_spec or ":" not in problem_spec:
+        return settings
+    from malot.lean.projects import PINNED_PROJECTS, project_for_dataset
+
+    family = problem_spec.split(":", 1)[0].removesuffix("-produced")
+    pinned = PINNED_PROJECTS.get(family)
+    if pinned is None:
+        return settings
+    project = project_for_dataset(family, pinned.toolchain, settings)
+    if project is None:
+        return settings
+    return settings.model_copy(update={"lean": settings.lean.model_copy(update={"project": project})})
 
 
 def _read_problem(

@@ -48,3 +48,12 @@ def test_the_toolchain_check_can_be_turned_off() -> None:
     putnam = PINNED_PROJECTS["putnambench"]
     wrong = Settings.model_validate({"lean": {"project": str(repo_root() / "lean_project"), "toolchain_check": False}})
     assert project_for_dataset("putnambench-given", putnam.toolchain, wrong) is None
+
+
+@pytest.mark.lean
+def test_prove_refuses_a_dataset_problem_in_a_lean_of_another_version(
+    tmp_path: Path, lean_exe: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["prove", "--problem", "putnambench:putnam_1962_a5", "--model", "script:none", "--lean", str(lean_exe)]
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert "pinned to leanprover/lean4:v4.27.0" in capsys.readouterr().err
