@@ -238,7 +238,8 @@ class ModelTurnAgent(Agent[Message, ToolConversation]):
     """One model turn: sends the chat and the tool schemas, returns the answer or the calls it asked for.
 
     The first turn uses the loop's ``tool_choice``; later turns ``auto`` (a forced call on every turn would never
-    let the model answer). Once no calls are left, the tools are no longer offered.
+    let the model answer). Once no calls are left, or a budget limit is spent (Lean CPU-seconds, say), the tools
+    are no longer offered.
     """
 
     role = "model"
@@ -261,7 +262,7 @@ class ModelTurnAgent(Agent[Message, ToolConversation]):
         deps = loop_deps(ctx)
         conv = self.start(message, deps)
         left = deps.calls_left(conv.calls_made)
-        offer = len(deps.toolbox) > 0 and left != 0
+        offer = len(deps.toolbox) > 0 and left != 0 and _tool_budget_spent(ctx) is None
         request = GenerationRequest(
             prompt=list(conv.messages),
             params=deps.sampling,
@@ -302,9 +303,12 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
         deps = loop_deps(ctx)
         left = deps.calls_left(message.calls_made)
         allowed = len(message.pending) if left is None else min(left, len(message.pending))
+        spent = _tool_budget_spent(ctx)
+        if spent is not None:
+            allowed = 0
         async with asyncio.TaskGroup() as tg:
             tasks = [
-                tg.create_task(self._call(call, deps, message.turns, k < allowed, ctx))
+                tg.create_task(self._call(call, deps, message.turns, k < allowed, ctx, spent))
                 for k, call in enumerate(message.pending)
             ]
         outcomes = [t.result() for t in tasks]
@@ -333,7 +337,7 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
         )
 
     async def _call(
-        self, call: ToolCall, deps: ToolLoopDeps, turn: int, allowed: bool, ctx: RunContext[Any]
+        self, call: ToolCall, deps: ToolLoopDeps, turn: int, allowed: bool, ctx: RunContext[Any], spent: str | None
     ) -> tuple[ChatMessage, ToolCallRecord, float]:
         began = time.perf_counter()
         digest = hashlib.sha256(call.arguments.encode("utf-8", "replace")).hexdigest()[:16]
@@ -345,6 +349,8 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
         lean = 0.0
         deps.emit("call_started", id=call.id, tool=call.name, arguments=call.arguments[:500])
         try:
+            if spent is not None:
+                raise ToolCallError(f"the run's {spent} budget is spent; answer without tools", kind="budget")
             if not allowed:
                 raise ToolCallError(
                     f"no tool calls left (the limit is {deps.max_tool_calls}); answer without tools", kind="budget"
@@ -385,6 +391,13 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
         deps.emit("call_finished", **record.model_dump(mode="json"))
         reply = ChatMessage(role="tool", content=content, tool_call_id=call.id, name=call.name)
         return reply, record, lean
+
+
+def _tool_budget_spent(ctx: RunContext[Any]) -> str | None:
+    """The spent limit that forbids more tool calls: Lean CPU-seconds (charged by lean_check and the like) or wall
+    time. (Spent samples or tokens stop the next model turn instead; the calls already asked for still run.)"""
+    spent = ctx.meter.exhausted()
+    return spent if spent in ("lean_cpu_seconds", "wall_seconds") else None
 
 
 def _parse_arguments(call: ToolCall) -> dict[str, Any]:

@@ -120,6 +120,16 @@ async def test_budget_end_stops_the_loop() -> None:
     assert len(llm.requests) == 2 and result.usage.samples == 2
 
 
+async def test_lean_cpu_budget_spent_by_tools_withdraws_the_tools() -> None:
+    burn = call("burn_lean", {"seconds": 0.6})
+    llm = ScriptedLLM([turn(burn, burn), "out of Lean time"])
+    result = await ToolAgent(llm, SOURCE).run("burn", budget=Budget(lean_cpu_seconds=1.0))
+    assert result.answered and result.answer == "out of Lean time"
+    assert result.usage.lean_cpu_seconds == pytest.approx(1.2)
+    assert [r.error_kind for r in result.tool_calls] == [None, None]
+    assert llm.requests[1].tools == []  # the budget is spent: the model must answer without tools
+
+
 async def test_max_tool_calls_refuses_extra_calls_and_stops_offering_tools() -> None:
     llm = ScriptedLLM([turn(call("add", {"a": 1, "b": 1}), call("add", {"a": 2, "b": 2})), "done"])
     result = await ToolAgent(llm, SOURCE, max_tool_calls=1).run("add twice")

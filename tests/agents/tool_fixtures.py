@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from pydantic import BaseModel
+
 from malot.tools import ToolRegistry, tool
 
 REGISTRY = ToolRegistry()
@@ -72,3 +74,15 @@ def pick(color: Literal["red", "green"]) -> str:
         color: red or green.
     """
     return f"picked {color}"
+
+
+class LeanSpent(BaseModel):
+    """What ``burn_lean`` reports: Lean CPU-seconds it spent (charged to the run's budget)."""
+
+    lean_cpu_seconds: float
+
+
+@tool(registry=REGISTRY, tags=("test",))
+def burn_lean(seconds: float) -> LeanSpent:
+    """Pretend to spend ``seconds`` of Lean CPU time."""
+    return LeanSpent(lean_cpu_seconds=seconds)
