@@ -179,25 +179,23 @@ class SolutionCheck:
     declaration: str = ""
 
 
+_PREFIX = re.compile(r"@\[[^\]]*\]|\b(?:noncomputable|private|protected|unsafe|partial)\b")
+
+
 def _declarations(code: str) -> list[tuple[str, str, int, int]]:
-    """Top-level declarations of ``code``: (keyword, name, start offset, end offset), modifiers skipped."""
+    """Top-level declarations of ``code``: (keyword, name, start offset, end offset). A declaration starts at the
+    beginning of its line, after attributes (``@[simp]``) and modifiers (``noncomputable``, ``private`` ...)."""
     view = code_view(code)
     tokens = tokenize(view)
     starts: list[tuple[str, str, int]] = []
     for k, tok in enumerate(tokens):
-        at_line_start = (
-            view.rfind("\n", 0, tok.start) + 1 == tok.start
-            or not view[view.rfind("\n", 0, tok.start) + 1 : tok.start]
-            .strip(" \t")
-            .replace("noncomputable", "")
-            .replace("private", "")
-            .replace("protected", "")
-            .strip()
-        )
-        if tok.text in _DECL_WORDS and tok.kind == "ident" and at_line_start:
-            name = tokens[k + 1].text if k + 1 < len(tokens) else ""
-            line_start = view.rfind("\n", 0, tok.start) + 1
-            starts.append((tok.text, name, line_start))
+        if tok.kind != "ident" or tok.text not in _DECL_WORDS:
+            continue
+        line_start = view.rfind("\n", 0, tok.start) + 1
+        if _PREFIX.sub("", view[line_start : tok.start]).strip():
+            continue
+        name = tokens[k + 1].text if k + 1 < len(tokens) else ""
+        starts.append((tok.text, name, line_start))
     out = []
     for i, (kw, name, start) in enumerate(starts):
         end = starts[i + 1][2] if i + 1 < len(starts) else len(code)

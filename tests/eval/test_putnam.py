@@ -173,3 +173,12 @@ def test_prove_specs_load_putnambench_problems_and_the_api_gates_produced_ones()
     assert gate is not None and gate(_GOOD) == [] and gate(_ENTRY.statement + " simp") != []
     with pytest.raises(DatasetError):
         load_problem("putnambench:putnam_1962_z9")
+
+
+def test_attributes_and_modifiers_start_a_declaration() -> None:
+    helper = "\n@[simp] theorem helper : (1 : ℕ) = 1 := rfl\n"
+    assert _check(_GOOD.replace("\n\ntheorem", helper + "\ntheorem", 1)) == []
+    private_def = "private noncomputable def sneaky : ℕ → ℕ := fun n => n\n\n" + _GOOD
+    assert any("def sneaky" in r for r in _check(private_def))
+    noncomputable = _GOOD.replace("abbrev putnam_1962_a5_solution", "noncomputable abbrev putnam_1962_a5_solution")
+    assert _check(noncomputable) == []
