@@ -12,8 +12,13 @@ fixture on the prelude theorem suite (tests/data/prelude_suite). Each repeat:
    finished without a proof are counted apart (``not_proved_jobs``); ``requeued_jobs`` counts the jobs that were
    running at the kill and were queued again by the restart.
 
+4. on the restarted server, a storage stall: the store's write lock is held from outside for 1 s while 10
+   submissions wait for it, and ``/health`` is probed one request after another (``stall_health_max_ms``, the
+   longest probe: how long the server could not answer at all; a server whose event loop waits on SQLite is deaf
+   until the stall ends).
+
 Latencies are per request, from the client's send to the full answer; each figure is the mean over the repeats
-(spread in ``details``).
+(spread in ``details``). ``--server-src`` runs the server from another source tree for before/after comparisons.
 
     python benchmarks/serve_load.py --quick --out serve_load.json
 """
@@ -23,7 +28,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +45,8 @@ from malot.testing.server import ServerProcess, collect_outcomes, store_counts, 
 
 REPO = Path(__file__).resolve().parent.parent
 SUITE = REPO / "tests" / "data" / "prelude_suite" / "prelude_suite.jsonl"
+#: How long the storage stall holds the store's write lock.
+STALL_SECONDS = 1.0
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -58,6 +68,47 @@ async def _health_burst(url: str, n: int) -> tuple[float, list[float]]:
         await asyncio.gather(*(one() for _ in range(n)))
         elapsed = time.perf_counter() - started
     return n / elapsed, latencies
+
+
+async def _storage_stall(url: str, store: Path, body: dict[str, Any], stall_s: float) -> dict[str, float]:
+    """Hold the job store's write lock from outside for ``stall_s`` (a slow disk, a backup, another writer) while 10
+    submissions wait for it, probing ``/health`` one request after another meanwhile: the longest probe is the
+    longest time the server could not answer (a server whose event loop waits on SQLite is deaf until the stall
+    ends)."""
+    lock = sqlite3.connect(store, isolation_level=None, timeout=30.0)
+    probes: list[float] = []
+    submit_ms: list[float] = []
+    released = asyncio.Event()
+    async with httpx.AsyncClient(base_url=url, timeout=60.0, limits=httpx.Limits(max_connections=20)) as client:
+
+        async def submit() -> None:
+            began = time.perf_counter()
+            reply = await client.post("/v1/jobs", json=body)
+            submit_ms.append(1000 * (time.perf_counter() - began))
+            assert reply.status_code == 202, reply.text
+
+        async def probe() -> None:
+            while not released.is_set():
+                began = time.perf_counter()
+                reply = await client.get("/health")
+                probes.append(1000 * (time.perf_counter() - began))
+                assert reply.status_code == 200
+                await asyncio.sleep(0.02)
+
+        lock.execute("BEGIN IMMEDIATE")
+        submits = [asyncio.create_task(submit()) for _ in range(10)]
+        prober = asyncio.create_task(probe())
+        await asyncio.sleep(stall_s)
+        lock.execute("COMMIT")
+        lock.close()
+        released.set()
+        await prober
+        await asyncio.gather(*submits)
+    return {
+        "stall_health_max_ms": max(probes),
+        "stall_health_probes": len(probes),
+        "stall_submit_p99_ms": _percentile(submit_ms, 0.99),
+    }
 
 
 async def one_round(requests: int, queue_size: int, workers: int, work: Path, lean: Path) -> dict[str, Any]:
@@ -87,6 +138,7 @@ async def one_round(requests: int, queue_size: int, workers: int, work: Path, le
         restart_s = time.perf_counter() - restarted_at
         outcomes = await collect_outcomes(server.url, burst.accepted, timeout_s=120)
         drained_s = time.perf_counter() - restarted_at
+        stall = await _storage_stall(server.url, store, bodies[0], STALL_SECONDS)
     finally:
         server.kill()
     after = store_counts(store)
@@ -109,6 +161,7 @@ async def one_round(requests: int, queue_size: int, workers: int, work: Path, le
         "lost_jobs": outcomes.lost,
         "vanished_jobs": outcomes.vanished,
         "stuck_jobs": outcomes.stuck,
+        **stall,
         "restart_seconds": restart_s,
         "drain_after_restart_seconds": drained_s,
         "statuses": sorted(set(outcomes.status.values())),
@@ -133,14 +186,18 @@ def main() -> None:
             ),
         ],
     )
-    if args.server_src:  # the server subprocess imports malot from there (its PYTHONPATH comes first)
+    if args.server_src:  # the server subprocess imports malot from there: its PYTHONPATH first, and not the cwd
         os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [args.server_src, os.environ.get("PYTHONPATH")]))
+        os.environ["PYTHONSAFEPATH"] = "1"
+    server_malot = subprocess.run(
+        [sys.executable, "-c", "import malot; print(malot.__file__)"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     lean = build_prelude_lean(REPO / "tests" / ".cache" / "lean-4.35")
     rounds = []
     for _ in args.seed_list:  # repeats (the scripted model and Lean are deterministic; the seed only counts them)
         with tempfile.TemporaryDirectory() as tmp:
             rounds.append(asyncio.run(one_round(args.requests, args.queue_size, args.workers, Path(tmp), lean)))
-    keys = ["requests_per_second", "p50_submit_ms", "p99_submit_ms", "baseline_health_p99_ms"]
+    keys = ["requests_per_second", "p50_submit_ms", "p99_submit_ms", "baseline_health_p99_ms", "stall_health_max_ms"]
     spread = {k: summarize([r[k] for r in rounds]) for k in [*keys, "baseline_health_requests_per_second"]}
     figures: dict[str, float | int] = {k: spread[k]["mean"] for k in keys}
     figures["p99_submit_vs_health_ratio"] = spread["p99_submit_ms"]["mean"] / spread["baseline_health_p99_ms"]["mean"]
@@ -155,8 +212,10 @@ def main() -> None:
             "queue_size": args.queue_size,
             "workers": args.workers,
             "server_src": args.server_src or str(REPO),
+            "server_imports_malot_from": server_malot,
             "spread": spread,
             "counts_are": "sums over the repeats",
+            "stall_seconds": STALL_SECONDS,
             "rounds": rounds,
         },
     )
