@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -182,6 +183,27 @@ class LeanDojoSessions:
         self.timeout = timeout
         self.dojo_factory = dojo_factory
         self.theorem_factory = theorem_factory
+
+    @classmethod
+    def from_benchmark(cls, repo: Any, path: str | Path, **kwargs: Any) -> LeanDojoSessions:
+        """Sessions for the theorems of a LeanDojo benchmark (a ``train/val/test.json`` file, or a folder holding
+        them, e.g. ``random/``): their ``full_name`` and ``file_path``, the same files
+        :func:`malot.eval.datasets.load_leandojo` turns into problems."""
+        import json
+
+        root = Path(path)
+        files = [root] if root.is_file() else sorted(root.rglob("*.json"))
+        theorems: dict[str, str] = {}
+        for file in files:
+            entries = json.loads(file.read_text(encoding="utf-8"))
+            if not isinstance(entries, list):
+                raise LeanError(f"{file}: expected a JSON list of theorems (the LeanDojo benchmark layout)")
+            for entry in entries:
+                if isinstance(entry, dict) and isinstance(entry.get("full_name"), str) and entry.get("file_path"):
+                    theorems.setdefault(entry["full_name"], str(entry["file_path"]))
+        if not theorems:
+            raise LeanError(f"no LeanDojo theorems in {root}", hint="pass a benchmark split file or folder")
+        return cls(repo, theorems, **kwargs)
 
     def theorem_for(self, declared: str) -> Any:
         """The ``lean_dojo.Theorem`` whose full name is ``declared`` (or ends in ``.declared``)."""

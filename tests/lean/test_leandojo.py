@@ -6,6 +6,7 @@ test double at that boundary that answers ``run_tac`` with real ``lean_dojo`` re
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -157,3 +158,24 @@ async def test_session_verifier_routes_checks_and_sessions() -> None:
         assert await verifier.check([]) == ["checked"] and verifier.name == "files" and verifier.sandboxed
         assert isinstance(verifier.open_session(), DojoSession)
     assert inner.closed
+
+
+def test_sessions_from_a_leandojo_benchmark_file(tmp_path: Any) -> None:
+    from malot.eval.datasets import load_leandojo
+
+    entries = [
+        {
+            "full_name": "Demo.and_swap",
+            "file_path": "Demo/Basic.lean",
+            "start": [3, 1],
+            "end": [4, 20],
+            "traced_tactics": [],
+            "theorem_statement": "theorem and_swap (p q : Prop) : p ∧ q → q ∧ p := by\n  intro h\n  exact ⟨h.2, h.1⟩",
+        }
+    ]
+    split = tmp_path / "random"
+    split.mkdir()
+    (split / "test.json").write_text(json.dumps(entries), encoding="utf-8")
+    backend = LeanDojoSessions.from_benchmark(("u", "c"), split, theorem_factory=lambda *a: a)
+    problem = load_leandojo(split, header="").problems[0]  # the loader feeds the problems, the sessions the Dojo
+    assert backend.theorem_for("and_swap") == (("u", "c"), "Demo/Basic.lean", problem.name)
