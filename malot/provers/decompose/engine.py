@@ -85,9 +85,7 @@ class LemmaCache:
         while (future := self._entries.get(key)) is not None:
             try:
                 outcome = await asyncio.shield(future)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the sharing proof failed; prove it ourselves
+            except Exception:  # the sharing proof failed or was cancelled; prove it ourselves
                 if self._entries.get(key) is future:
                     del self._entries[key]
                 continue
