@@ -4,6 +4,7 @@ One engine start serves every check (starting it dominates the time on 2 cores).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -40,7 +41,14 @@ async def test_in_process_engine(tiny_llama: Path, hf_llama: TransformersLLM) ->
         model=str(tiny_llama),
         backend="vllm",
         vllm=VllmEngineSettings(
-            dtype="float32", max_model_len=512, enforce_eager=True, engine_args={"distributed_executor_backend": "uni"}
+            dtype="float32",
+            max_model_len=512,
+            enforce_eager=True,
+            engine_args={
+                "distributed_executor_backend": "uni",
+                # compact JSON for schema-constrained tool calls (a random model would pad them with whitespace)
+                "structured_outputs_config": {"backend": "xgrammar", "disable_any_whitespace": True},
+            },
         ),
     )
     llm = load_llm(settings)
@@ -79,4 +87,30 @@ async def test_in_process_engine(tiny_llama: Path, hf_llama: TransformersLLM) ->
         assert hole.completions[0].finish_reason in ("stop", "unfinished")
         with pytest.raises(CapabilityError, match="logits processors"):
             await llm.generate([GenerationRequest(prompt="x", logits_processors=[lambda ids, scores: scores])])
+        await _tool_calls_in_process(llm)
     assert llm.engine is None
+
+
+async def _tool_calls_in_process(llm: VllmLLM) -> None:
+    """Tool calling on the engine: required and named choices are JSON-schema constrained, and the loop runs them."""
+    from malot.agents import ToolAgent
+    from malot.tools import RegistrySource
+    from tests.agents import tool_fixtures
+
+    assert llm.capabilities.tool_calls
+    tools = tool_fixtures.REGISTRY.openai_tools(["pick"])
+    ask = [ChatMessage(role="user", content="Pick a color.")]
+    params = SamplingParams(temperature=1.0, max_tokens=48, seed=1)
+    required, named = await llm.generate(
+        [
+            GenerationRequest(prompt=ask, params=params, tools=tools, tool_choice=c, parallel_tool_calls=False)
+            for c in ("required", "pick")
+        ]
+    )
+    for result in (required, named):
+        (call,) = result.completions[0].tool_calls
+        assert call.name == "pick" and json.loads(call.arguments)["color"] in ("red", "green")
+    source = RegistrySource(tool_fixtures.REGISTRY, names=["pick"])
+    agent = ToolAgent(llm, source, tool_choice="required", parallel_tool_calls=False, max_steps=2, sampling=params)
+    outcome = await agent.run("Pick a color.")
+    assert [(r.tool, r.error) for r in outcome.tool_calls] == [("pick", None)]
