@@ -5,8 +5,9 @@ Each loop is a scripted conversation of ``calls`` turns that each call the no-op
 a loop's time per call holds one model turn (the scripted model), two executor steps (model, tools), argument
 parsing and validation, the call, the tool message and the trace notes. The direct baseline awaits
 ``RegistrySource.call_tool("noop", {})`` (validation + the call) in a plain loop. ``overhead_ms_per_call`` is the
-difference of the mean times per call. The no-op tool is async (it runs on the event loop); ``details`` also has
-the figures for a sync no-op (run in a worker thread, as ordinary sync tools are).
+difference of the mean times per call (wall clock; ``details.cpu_overhead_ms_per_call`` is the same difference in
+this process's CPU time, which a loaded machine inflates less). The no-op tool is async (it runs on the event
+loop); ``details`` also has the figures for a sync no-op (run in a worker thread, as ordinary sync tools are).
 
     python benchmarks/tool_loop.py --quick --out tool_loop.json
 """
@@ -14,6 +15,7 @@ the figures for a sync no-op (run in a worker thread, as ordinary sync tools are
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -49,21 +51,21 @@ async def loops(name: str, n_loops: int, calls: int) -> dict[str, float]:
         ToolAgent(ScriptedLLM(script(name, calls)), source, max_steps=calls + 1, tool_timeout=None)
         for _ in range(n_loops)
     ]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     results = await asyncio.gather(*(a.run("benchmark", executor=executor) for a in agents))
-    wall = time.perf_counter() - began
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
     made = sum(len(r.tool_calls) for r in results)
     assert all(r.answered for r in results) and made == n_loops * calls
-    return {"calls": made, "wall_s": wall, "calls_per_second": made / wall}
+    return {"calls": made, "wall_s": wall, "cpu_s": cpu, "calls_per_second": made / wall}
 
 
 async def direct(name: str, total: int) -> dict[str, float]:
     source = RegistrySource(REGISTRY, name="bench")
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for _ in range(total):
         await source.call_tool(name, {})
-    wall = time.perf_counter() - began
-    return {"calls": total, "wall_s": wall, "calls_per_second": total / wall}
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+    return {"calls": total, "wall_s": wall, "cpu_s": cpu, "calls_per_second": total / wall}
 
 
 def main() -> None:
@@ -80,6 +82,7 @@ def main() -> None:
                 "loop": loop,
                 "direct": base,
                 "overhead_ms_per_call": 1000 * (1 / loop["calls_per_second"] - 1 / base["calls_per_second"]),
+                "cpu_overhead_ms_per_call": 1000 * (loop["cpu_s"] / loop["calls"] - base["cpu_s"] / base["calls"]),
                 "sync_loop": loop_sync,
                 "sync_direct": base_sync,
                 "sync_overhead_ms_per_call": 1000
@@ -103,6 +106,8 @@ def main() -> None:
             "direct_calls_per_second": direct_rate,
             "overhead_ms_per_call": overhead,
             "loop_vs_direct_ratio": loop_rate["mean"] / direct_rate["mean"],
+            "cpu_overhead_ms_per_call": summarize([r["cpu_overhead_ms_per_call"] for r in runs]),
+            "load_average_1min": os.getloadavg()[0],
             "sync_tool_overhead_ms_per_call": summarize([r["sync_overhead_ms_per_call"] for r in runs]),
             "runs": runs,
             "goal": "overhead below 1 ms per call",
