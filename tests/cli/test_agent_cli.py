@@ -56,3 +56,27 @@ def test_tools_recommend_json(capsys: pytest.CaptureFixture[str]) -> None:
     data = json.loads(capsys.readouterr().out)
     assert data["recommendations"][0]["name"] == "fisher_merge"
     assert data["recommendations"][0]["entry_point"].startswith("weights = ")
+
+
+def test_agent_run_uses_the_mcp_servers_of_the_config(tmp_path: Path) -> None:
+    server = Path(__file__).resolve().parents[1] / "server" / "mcp_fixture_server.py"
+    config = tmp_path / "malot.toml"
+    config.write_text(
+        f"[tools.mcp.fixture]\ncommand = [{json.dumps(sys.executable)}, {json.dumps(str(server))}]\n"
+        '[tools.mcp.broken]\ncommand = ["/nonexistent/mcp-server"]\n',
+        encoding="utf-8",
+    )
+    script = write_script(
+        tmp_path / "s.jsonl", {"tool_calls": [{"name": "shout", "arguments": {"text": "qed"}}]}, "QED it is"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "malot", "--config", str(config), "agent", "run", "--model", f"script:{script}",
+         "--json", "shout"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["answer"] == "QED it is"
+    (record,) = data["tool_calls"]
+    assert record["tool"] == "shout" and record["source"] == "fixture" and record["error"] is None
+    assert "MCP server 'broken'" in data["unavailable"]["broken"]
