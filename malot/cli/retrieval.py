@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import click
 
-from malot.cli.common import console, echo_json, load_cli_settings, make_progress
+from malot.cli.common import console, echo_json, err_console, load_cli_settings, make_progress
 from malot.errors import RetrievalError
 
 KINDS = ("random", "bm25", "dense", "hybrid", "udr")
@@ -29,9 +30,16 @@ def command() -> None:
 
 @contextmanager
 def _stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
-    """A ``progress(stage, done, total)`` callback drawing one bar per stage (no-op when disabled)."""
+    """A ``progress(stage, done, total)`` callback drawing one bar per stage (no-op when disabled).
+
+    When stderr is not a terminal (a log file, CI, ``nohup``), bars would show nothing until the end: plain lines
+    are written instead, at each tenth of a stage and at least every 30 seconds.
+    """
     if not enabled:
         yield lambda stage, done, total: None
+        return
+    if not err_console.is_terminal:
+        yield _ProgressLines()
         return
     progress = make_progress()
     tasks: dict[str, Any] = {}
@@ -43,6 +51,29 @@ def _stage_progress(enabled: bool) -> Iterator[Callable[[str, int, int], None]]:
             progress.update(tasks[stage], completed=done, total=total)
 
         yield update
+
+
+class _ProgressLines:
+    """``progress(stage, done, total)`` as plain lines on stderr: ``udr train: train 12/124 (10%), 95s``."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        self.began = time.monotonic()
+        self.every_s = every_s
+        self.last: dict[str, tuple[int, float]] = {}  # stage -> (tenth printed, time printed)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        tenth = 10 * done // max(total, 1)
+        printed_tenth, printed_at = self.last.get(stage, (-1, 0.0))
+        if tenth > printed_tenth or now - printed_at >= self.every_s or done == total:
+            if (tenth, done == total) == (printed_tenth, True):
+                return
+            self.last[stage] = (tenth, now)
+            err_console.print(
+                f"{stage}: {done}/{total} ({100 * done // max(total, 1)}%), {now - self.began:.0f}s",
+                highlight=False,
+                markup=False,
+            )
 
 
 def _splits(value: str | None) -> list[str] | None:

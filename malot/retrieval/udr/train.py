@@ -24,7 +24,8 @@ from malot.retrieval.udr.scorers import FeedbackScorer
 
 __all__ = ["FeedbackTable", "TrainReport", "UDRTrainConfig", "atrain_udr", "evaluate_objective", "train_udr"]
 
-#: ``progress(stage, done, total)``: stages are ``"score"``, ``"train"`` and ``"mine"``.
+#: ``progress(stage, done, total)``: stages are ``"score"`` (feedback), ``"objective"`` (the fixed evaluation batches,
+#: before and after), ``"train"`` (optimiser steps of a round) and ``"mine"`` (re-encoding the corpus between rounds).
 Progress = Callable[[str, int, int], None]
 
 
@@ -182,23 +183,43 @@ def _batch_loss(model: DualEncoder, batch: _Batch, config: UDRTrainConfig) -> tu
     )
 
 
-def evaluate_objective(model: DualEncoder, batches: Sequence[_Batch], config: UDRTrainConfig) -> float:
+def evaluate_objective(
+    model: DualEncoder, batches: Sequence[_Batch], config: UDRTrainConfig, progress: Progress | None = None
+) -> float:
     """Mean training objective over fixed batches, without dropout or gradients."""
     import torch
 
     model.train(False)
+    values: list[float] = []
     with torch.no_grad():
-        values = [_batch_loss(model, b, config)[1]["total"] for b in batches]
+        for batch in batches:
+            values.append(_batch_loss(model, batch, config)[1]["total"])
+            if progress is not None:
+                progress("objective", len(values), len(batches))
     return sum(values) / len(values) if values else float("nan")
 
 
 def _mine(
-    model: DualEncoder, corpus: Corpus, queries: Sequence[int], depth: int, instruction: str
+    model: DualEncoder,
+    corpus: Corpus,
+    queries: Sequence[int],
+    depth: int,
+    instruction: str,
+    progress: Progress | None = None,
 ) -> dict[int, list[int]]:
+    import numpy as np
+
     from malot.retrieval.index import VectorIndex
 
     model.train(False)
-    index = VectorIndex(model.encode_candidates([candidate_text(d, instruction) for d in corpus]))
+    texts = [candidate_text(d, instruction) for d in corpus]
+    chunk = 64
+    parts = []
+    for start in range(0, len(texts), chunk):  # in chunks, to report progress (encoding is most of the cost)
+        parts.append(model.encode_candidates(texts[start : start + chunk]))
+        if progress is not None:
+            progress("mine", min(start + chunk, len(texts)), len(texts))
+    index = VectorIndex(np.concatenate(parts) if len(parts) > 1 else parts[0])
     q_vecs = model.encode_queries([query_text(corpus[q], instruction) for q in queries])
     out: dict[int, list[int]] = {}
     for row, q in enumerate(queries):
@@ -249,11 +270,11 @@ async def atrain_udr(
         _make_batch(corpus, table, queries[i : i + config.batch_queries], config, eval_rng)
         for i in range(0, len(queries), config.batch_queries)
     ][: config.objective_batches]
-    report.objective_before = evaluate_objective(model, eval_batches, config)
+    report.objective_before = evaluate_objective(model, eval_batches, config, progress)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     for round_no in range(config.rounds):
         if round_no > 0:
-            mined = _mine(model, corpus, queries, config.candidates, config.instruction)
+            mined = _mine(model, corpus, queries, config.candidates, config.instruction, progress)
             new = await table.fill(corpus, scorer, mined, progress)
         steps, losses = 0, []
         per_epoch = (len(queries) + config.batch_queries - 1) // config.batch_queries
@@ -282,7 +303,7 @@ async def atrain_udr(
         report.rounds.append(
             RoundReport(round_no, new, len(table), steps, sum(losses) / len(losses) if losses else float("nan"))
         )
-    report.objective_after = evaluate_objective(model, eval_batches, config)
+    report.objective_after = evaluate_objective(model, eval_batches, config, progress)
     return model, report
 
 
