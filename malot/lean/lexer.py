@@ -480,6 +480,10 @@ class _Lexer:
                     self.after_operand(frame, expect)
                 continue
             # a symbol
+            if c == "»" or (c == "\\" and dialect is PRELUDE):
+                # no token starts here ("\\" is Init's set difference): Lean reports an error and re-reads the text
+                # after it character by character, so later string boundaries are no longer certain
+                self.error(i, "expected token")
             i += 1
             if not frame.top and frame.depth >= 0:
                 if c == "{":

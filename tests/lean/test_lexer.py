@@ -119,6 +119,7 @@ ERROR_CASES = [
     ("x\t#exit", "tabs are not allowed"),
     ('s!"{x} #exit', "unterminated string literal"),
     ("1e #exit", "missing exponent digits in scientific literal"),
+    ("» #exit", "expected token"),
 ]
 
 
@@ -129,6 +130,11 @@ def test_lexical_errors_are_reported(source: str, message: str) -> None:
     if "#exit" in source and "comment" not in message and not source.startswith("s!"):
         # like Lean, the lexer resumes reading code at the error, so the command after it is code
         assert "#exit" in {t.text for t in tokenize(lexed.view)}, lexed.view
+
+
+def test_a_backslash_is_a_token_only_with_init() -> None:
+    assert [e.message for e in lex("a \\ b", PRELUDE).errors] == ["expected token"]
+    assert lex("a \\ b", INIT).errors == [] and lex("a \\ b", FULL).errors == []  # set difference
 
 
 def test_spans_cover_comments_and_literals() -> None:
@@ -267,6 +273,9 @@ async def test_random_fragments_never_hide_code_from_the_lexer(lean_exe: Path) -
 
     rng = random.Random(13)
     cases = ["def g := " + "".join(rng.choice(_FRAGMENTS) for _ in range(rng.randint(2, 9))) for _ in range(120)]
+    # found by differential fuzzing: a character that starts no token makes Lean re-read the text after it
+    # character by character; here it then runs an #exit that sits in a string for an error-free reading
+    cases.append('def g := »\'"\'\\\\dbg_trace ""{"}"}"#exit"}-/')
     sources = ["prelude\ninductive T where\n  | a : T\n" + c + "\ndef f : T := T.a\n#print axioms f\n" for c in cases]
     async with LeanFileVerifier(lean_exe, workers=2) as lean:
         results = await lean.check([Snippet(id=str(k), code=src) for k, src in enumerate(sources)])
