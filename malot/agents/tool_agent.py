@@ -388,7 +388,8 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
             result_file=result_file,
             turn=turn,
         )
-        deps.emit("call_finished", **record.model_dump(mode="json"))
+        if deps.progress is not None:
+            deps.emit("call_finished", **record.model_dump(mode="json"))
         reply = ChatMessage(role="tool", content=content, tool_call_id=call.id, name=call.name)
         return reply, record, lean
 

@@ -8,6 +8,7 @@ spawned process that is killed when the call is cancelled or times out.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,8 +92,9 @@ class RegistrySource:
             raise ToolCallError(exc.message, kind="invalid_arguments") from None
         out = await self.registry.run(name, args, isolation=self.isolation)
         lean = getattr(out, "lean_cpu_seconds", 0.0)
+        data = out.model_dump(mode="json")
         return ToolResult(
-            content=out.model_dump_json(),
-            data=out.model_dump(mode="json"),
+            content=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            data=data,
             lean_cpu_seconds=float(lean) if isinstance(lean, int | float) else 0.0,
         )
