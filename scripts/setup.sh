@@ -32,13 +32,13 @@ if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/tmp/malot-setup-gpus
   GPU=1
   echo "NVIDIA GPU found:"
   sed 's/^/  /' /tmp/malot-setup-gpus.$$
-  EXTRAS="vllm,hf,retrieval,serve,plot"
+  EXTRAS="vllm,hf,retrieval,serve,plot,mcp"
 else
   GPU=0
   echo "no NVIDIA GPU found (nvidia-smi is missing or fails): installing the CPU path (transformers, no CUDA vLLM)."
   echo "  A 7B prover on CPU takes minutes per sample; on this machine, better point malot at a model served on a"
   echo "  GPU machine: malot prove --model http://HOST:8000/v1#NAME ... (see README, 'LLM backends')."
-  EXTRAS="hf,retrieval,serve,plot"
+  EXTRAS="hf,retrieval,serve,plot,mcp"
 fi
 rm -f /tmp/malot-setup-gpus.$$
 

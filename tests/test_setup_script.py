@@ -53,7 +53,7 @@ def test_offline_without_a_gpu_reports_each_failure_and_still_runs_doctor(tmp_pa
     proc = _run_setup(tmp_path, gpu=False)
     out, err = proc.stdout, proc.stderr
     assert proc.returncode == 1, out + err
-    assert "no NVIDIA GPU found" in out and "installing the CPU path" in out and ".[hf,retrieval,serve,plot]" in out
+    assert "no NVIDIA GPU found" in out and "installing the CPU path" in out and ".[hf,retrieval,serve,plot,mcp]" in out
     assert "!! failed: downloading the elan installer" in err and "what to do: check the network" in err
     assert "Could not resolve host" in err  # curl's own message is shown too
     assert "malot doctor" in out  # doctor ran (its table's title) after the failed steps
@@ -65,4 +65,4 @@ def test_offline_without_a_gpu_reports_each_failure_and_still_runs_doctor(tmp_pa
 def test_with_a_gpu_the_vllm_stack_is_chosen(tmp_path: Path) -> None:
     proc = _run_setup(tmp_path, gpu=True)
     assert "NVIDIA GPU found:\n  GPU 0: NVIDIA H100" in proc.stdout
-    assert ".[vllm,hf,retrieval,serve,plot]" in proc.stdout and proc.returncode == 1
+    assert ".[vllm,hf,retrieval,serve,plot,mcp]" in proc.stdout and proc.returncode == 1
