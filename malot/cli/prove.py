@@ -17,7 +17,13 @@ import click
 
 from malot.cli.common import check_text, console, echo_json, err_console, load_cli_settings, read_text_arg
 from malot.errors import ConfigError
-from malot.provers.decoding import DecodingContext, DecodingSession, add_hook_options, start_decoding_runs
+from malot.provers.decoding import (
+    DecodingContext,
+    DecodingSession,
+    add_hook_options,
+    decoding_hook_statuses,
+    start_decoding_runs,
+)
 from malot.provers.registry import strategy_names
 
 __all__ = ["MAX_SAMPLES", "command"]
@@ -110,6 +116,9 @@ def command(
     import asyncio
 
     group_id = f"{problem.name}-{stamp}"
+    for status in decoding_hook_statuses():
+        if status.state == "failed":  # reported, not fatal: the other hooks and the proof go on
+            err_console.print(f"warning: decoding plugin {status.name} did not load: {status.error}", markup=False)
     runs = start_decoding_runs(hook_values, DecodingContext(settings, trace, group_id))  # plugins' decoding hooks
 
     async def run() -> Any:

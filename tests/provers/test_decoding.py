@@ -219,3 +219,15 @@ def test_an_installed_third_party_hook_drives_malot_prove(installed_hook: Path, 
     events = [json.loads(line) for line in (out / "trace.jsonl").read_text(encoding="utf-8").splitlines()]
     notes = [e["data"] for e in events if e["type"] == "note" and "example_note" in e.get("data", {})]
     assert notes == [{"example_note": "hello", "generations": 1}]
+
+
+def test_doctor_reports_each_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from malot.tools.doctor import checks
+
+    eps = _entry_points(
+        tmp_path, monkeypatch, {"broken": ("raise ImportError('no such package')", "hook"), "bias": (BIAS_HOOK, "hook")}
+    )
+    load_decoding_hooks(eps)
+    found = {c.name: c for c in checks(Settings()) if c.name.startswith("decoding hook")}
+    assert found["decoding hook bias"].status == "ok" and "--bias-amount" in found["decoding hook bias"].detail
+    assert found["decoding hook broken"].status == "error" and "no such package" in found["decoding hook broken"].detail
