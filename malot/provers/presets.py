@@ -2,8 +2,9 @@
 
 ``malot prove`` uses :data:`DEFAULT_PRESET` (the MA-LoT strategy on DeepSeek-Prover-V1.5-RL, whose weights download
 without a hub account) unless ``--preset``, ``--model`` or the config say otherwise; MA-LoT's own model, LoT-Solver,
-is gated on the hub and one flag away (``--preset lot-solver``, after ``huggingface-cli login``). A model string that matches a preset's hub id (or ends
-with its last path component, e.g. a local folder ``/models/Goedel-Prover-V2-8B``) picks that preset's template.
+is gated on the hub and one flag away (``--preset lot-solver``, after ``huggingface-cli login``). A model string
+that matches a preset's hub id (or ends with its last path component, e.g. a local folder
+``/models/Goedel-Prover-V2-8B``) picks that preset's template.
 """
 
 from __future__ import annotations
