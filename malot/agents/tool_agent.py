@@ -6,7 +6,8 @@ turns). ``model -> tools`` when the turn asked for calls, ``model -> END`` when 
 So everything the executor gives a workflow holds for the loop: budgets (each turn reserves a sample; tokens,
 Lean CPU-seconds and the wall clock are charged), ``max_steps``, cancellation (a cancelled run cancels its running
 calls; process-isolated tools are killed), concurrency slots (``llm`` and ``tools``) and traces (every call is a
-note of its ``tools`` step: tool, arguments digest, duration, result size, error).
+``note`` event as it finishes, and a note of its ``tools`` step: tool, arguments digest, duration, result size,
+error).
 
 A call's problems go back to the model as the call's result, so it can correct itself: arguments that are not JSON,
 an unknown tool, arguments the tool's input model rejects, a tool that raised or timed out, no calls left. Results
@@ -388,8 +389,10 @@ class ToolCallsAgent(Agent[ToolConversation, ToolConversation]):
             result_file=result_file,
             turn=turn,
         )
-        if deps.progress is not None:
-            deps.emit("call_finished", **record.model_dump(mode="json"))
+        if ctx.emit is not None or deps.progress is not None:
+            data = record.model_dump(mode="json")
+            ctx.publish(tool_call=data)  # one trace event per call, as it finishes
+            deps.emit("call_finished", **data)
         reply = ChatMessage(role="tool", content=content, tool_call_id=call.id, name=call.name)
         return reply, record, lean
 

@@ -159,6 +159,10 @@ async def test_every_call_is_in_the_trace() -> None:
     assert [n["tool"] for n in noted] == ["add", "nope"]
     assert noted[0]["result_chars"] == len('{"result":3}') and len(noted[0]["arguments_sha256"]) == 16
     assert noted[1]["error_kind"] == "unknown_tool" and noted[0]["duration_s"] >= 0
+    live = [e["data"] for e in trace.raw if e["type"] == "note" and "tool_call" in e["data"]]
+    assert sorted(d["tool_call"]["tool"] for d in live) == ["add", "nope"]
+    assert all(d["node"] == "tools" and d["attempt_id"] for d in live)
+    assert trace.tree()  # the reader accepts every event
 
 
 async def test_a_backend_without_tool_calling_fails_with_a_capability_error() -> None:
