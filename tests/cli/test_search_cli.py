@@ -122,3 +122,15 @@ def test_prove_rmaxts_from_the_cli(
     result = json.loads(captured.out)
     assert result["proved"] and result["summary"]["search"]["expansions"] == 2
     assert result["proof"].endswith("  apply h2\n  exact h1.right")
+
+
+def test_live_progress_shows_search_figures() -> None:
+    from malot.cli.prove import _LiveProgress
+
+    progress = _LiveProgress(samples=2)
+    progress.task = progress.progress.add_task("proving", total=2, status="")
+    for attempt, data in (("g/0", {"expansions": 3, "open": 5, "best_score": -1.25}), ("g/1", {"expansions": 2})):
+        progress.on_event({"type": "note", "group_id": "g", "data": {"attempt_id": attempt, "search": data}})
+    assert progress.search_status() == "expansions 5 · open 5 · best -1.25"
+    status = progress.progress.tasks[0].fields["status"]
+    assert status.startswith("expansions 5 · open 5 · best -1.25 · verified 0")
