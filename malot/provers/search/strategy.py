@@ -95,6 +95,7 @@ class _SharedSearch:
         return self.critic_llm
 
     async def acquire(self, deps: ProverDeps, timeout: float | None) -> tuple[ProofSession, ProofState]:  # noqa: ASYNC109
+        """The shared session and root state (the first user opens the session and starts the proof)."""
         async with self.lock:
             self.users += 1
             try:
@@ -113,6 +114,7 @@ class _SharedSearch:
             return self.session, self.root
 
     async def release(self) -> None:
+        """One user less; the last one closes the session (and the critic model)."""
         self.users -= 1
         if self.users <= 0 and self.session is not None:
             session, self.session, self.root = self.session, None, None
@@ -146,6 +148,7 @@ class _SearchAgent(Agent[Task, SearchCandidate]):
         return Usage(samples=1)
 
     def limits(self) -> SearchLimits:
+        """The search limits from ``[search]``."""
         s = self.settings
         return SearchLimits(
             max_expansions=s.max_expansions,
@@ -160,6 +163,7 @@ class _SearchAgent(Agent[Task, SearchCandidate]):
         raise NotImplementedError
 
     async def run(self, message: Task, ctx: RunContext[ProverDeps]) -> SearchCandidate:
+        """One whole search on the problem's shared session; the proof found (re-checked) as a candidate."""
         deps = ctx.deps
         sample = int(message.params.get("sample", 0))
         started = time.perf_counter()
