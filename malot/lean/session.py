@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import cached_property
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -84,7 +85,7 @@ class ProofState(BaseModel):
         """No goals are left (provisional: see the module docstring)."""
         return not self.goals
 
-    @property
+    @cached_property
     def key(self) -> str:
         """The normalised goals (:func:`normalize_goals`): equal keys are the same state for search purposes."""
         return normalize_goals(self.goals)
