@@ -81,6 +81,8 @@ def command(
     listener = bind_listener(host, port)  # before the (slow) model and Lean start: a taken port fails at once
     try:
         asyncio.run(_serve(uvicorn, settings, listener, keys, store_path, queue_size, workers, log_level))
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn has shut down gracefully and re-raised the signal
+        err_console.print("malot serve stopped")
     finally:
         listener.close()
 
