@@ -386,8 +386,9 @@ class Prover(AsyncResource):
             )
         finally:
             self._sink.groups.pop(gid, None)
+        stopped_first = all(a.status == "budget" for a in group.attempts)  # no attempt ran, errored or was cut
         tried = any(isinstance(m, ProofCandidate) for a in group.attempts for m in a.history)
-        if group.stopped in _BUDGET_LIMITS and not tried:  # a budget ended the run before any candidate existed
+        if group.stopped in _BUDGET_LIMITS and stopped_first and not tried:  # the budget ended it before anything
             raise BudgetExhaustedError(
                 f"the {_BUDGET_LIMITS[group.stopped]} budget was spent before any proof of {problem.name} was tried",
                 hint="raise it ([budget] in malot.toml, or the budget= of Prover.prove)",

@@ -31,7 +31,9 @@ def problem_of(record: dict[str, str]) -> Problem:
 
 
 def settings(**prover: Any) -> Settings:
-    """Test settings: no demonstrations, the given prover options."""
+    """Test settings: no demonstrations, the given prover options, LoT-Solver's preset unless another is named
+    (the scripted answers of :func:`lot_answers` are in its format; the default preset's model uses another)."""
+    prover = {"preset": "lot-solver", **prover}
     return Settings.model_validate({"prover": prover, "retrieval": {"retriever": "none", "k": 0}})
 
 
