@@ -341,7 +341,7 @@ class TransformersLLM(BaseLLM):
             chunk = completions[j * params.n : (j + 1) * params.n]
             if requests[j].tools and requests[j].tool_choice != "none":
                 prefill = call_prefill(requests[j].tool_choice, requests[j].tools)
-                chunk = [_with_tool_calls(c, prefill) for c in chunk]
+                chunk = [_with_tool_calls(c, prefill, requests[j].parallel_tool_calls) for c in chunk]
             results.append(GenerationResult(completions=chunk, prompt_tokens=len(prompt)))
         return results
 
@@ -361,9 +361,11 @@ class TransformersLLM(BaseLLM):
             self.tokenizer = None
 
 
-def _with_tool_calls(completion: Completion, prefill: str) -> Completion:
-    """The completion with its ``<tool_call>`` blocks (the pre-filled opening included) parsed into tool calls."""
+def _with_tool_calls(completion: Completion, prefill: str, parallel: bool = True) -> Completion:
+    """The completion with its ``<tool_call>`` blocks (the pre-filled opening included) parsed into tool calls
+    (only the first one unless ``parallel``)."""
     content, calls = parse_tool_calls(prefill + completion.text)
+    calls = calls if parallel else calls[:1]
     if not calls:
         return completion
     return completion.model_copy(update={"text": content, "tool_calls": calls})

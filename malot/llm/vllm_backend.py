@@ -246,6 +246,7 @@ class VllmLLM(BaseLLM):
                 calls, text = calls_from_constrained(text, request.tool_choice), ""
             elif calling:
                 text, calls = parse_tool_calls(text)
+                calls = calls if request.parallel_tool_calls else calls[:1]
             completions.append(
                 Completion(
                     text=text, finish_reason=finish, tokens=len(o.token_ids), logprobs=logprobs, tool_calls=calls

@@ -38,6 +38,16 @@ def test_tool_call_blocks_are_parsed_including_broken_and_unclosed_ones() -> Non
     assert parse_tool_calls("no calls here") == ("no calls here", [])
 
 
+def test_transformers_keeps_one_call_without_parallel_calls() -> None:
+    from malot.llm import Completion
+    from malot.llm.hf_backend import _with_tool_calls
+
+    two = Completion(text='pick", "arguments": {}}</tool_call><tool_call>{"name": "pick", "arguments": {}}')
+    prefill = call_prefill("required", PICK_SCHEMA)
+    assert [c.name for c in _with_tool_calls(two, prefill).tool_calls] == ["pick", "pick"]
+    assert [c.name for c in _with_tool_calls(two, prefill, parallel=False).tool_calls] == ["pick"]
+
+
 def test_required_and_named_choices_become_prefills_and_schemas() -> None:
     assert call_prefill("auto", PICK_SCHEMA) == ""
     assert call_prefill("pick", PICK_SCHEMA).endswith('{"name": "pick", "arguments": ')
