@@ -1,6 +1,7 @@
 """The public API is pinned, like httpx pins its own: the names of ``import malot`` and their typed signatures.
 
 A change here is a change of the stable API: update the pins on purpose (and the changelog), never by accident.
+(Pins updated so far: ``Prover.prove(max_tokens=...)``, the per-call generation cap of the job API.)
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ SIGNATURES: dict[str, str] = {
     "Prover.prove": (
         "(self, problem: 'Problem | str', *, strategy: 'str | Strategy | None' = None, "
         "samples: 'int | None' = None, rounds: 'int | None' = None, "
-        "budget: 'Budget | None' = None, group_id: 'str | None' = None) -> 'ProofResult'"
+        "budget: 'Budget | None' = None, group_id: 'str | None' = None, max_tokens: 'int | None' = None) "
+        "-> 'ProofResult'"
     ),
     "MalotError": ("(message: 'str', *, hint: 'str | None' = None) -> 'None'"),
 }
