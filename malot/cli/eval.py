@@ -305,7 +305,9 @@ def run_command(ctx: click.Context, /, dataset: str | None, **opts: Any) -> int:
     else:
         curve = ", ".join(f"pass@{k} {100 * v:.1f}%" for k, v in list(stats["pass_at_k"].items())[:4])
         click.echo(
-            f"{summary.solved}/{summary.total} solved ({summary.done} done) in {summary.wall_s:.1f}s; {curve}"
+            f"{summary.solved}/{summary.total} solved ({summary.done} done"
+            + (f", {summary.errored} of them not attempted: errors" if summary.errored else "")
+            + f") in {summary.wall_s:.1f}s; {curve}"
             + (f"; report: {report_paths.get('markdown')}" if report_paths else "")
         )
     return _report_errors(summary, store.run_dir)
