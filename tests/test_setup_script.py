@@ -2,7 +2,7 @@
 failed step with what to do, still runs ``malot doctor``, skips the proof and exits 1.
 
 The pip installs are skipped (``MALOT_SETUP_SKIP_INSTALL=1``: the malot of this venv is used); ``curl`` is a stand-in
-that fails as it does offline, and ``nvidia-smi`` a stand-in listing a GPU where the GPU path is checked. ``HOME`` is
+that fails as it does offline, and ``nvidia-smi`` a stand-in that fails (no driver) or lists a GPU. ``HOME`` is
 a fresh folder, so no elan or lake is found.
 """
 
@@ -31,6 +31,12 @@ def _run_setup(tmp_path: Path, *, gpu: bool) -> subprocess.CompletedProcess[str]
     _stub(stubs, "curl", 'echo "curl: (6) Could not resolve host: raw.githubusercontent.com" >&2\nexit 6')
     if gpu:
         _stub(stubs, "nvidia-smi", 'echo "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-0)"')
+    else:  # as on a machine without the driver (shadows a real nvidia-smi, so the test runs anywhere)
+        _stub(
+            stubs,
+            "nvidia-smi",
+            'echo "NVIDIA-SMI has failed because it could not communicate with the driver" >&2\nexit 9',
+        )
     home = tmp_path / "home"
     home.mkdir()
     system_path = ":".join(p for p in os.environ["PATH"].split(":") if ".elan" not in p)
@@ -48,8 +54,6 @@ def _run_setup(tmp_path: Path, *, gpu: bool) -> subprocess.CompletedProcess[str]
 
 @pytest.mark.slow
 def test_offline_without_a_gpu_reports_each_failure_and_still_runs_doctor(tmp_path: Path) -> None:
-    if Path("/usr/bin/nvidia-smi").exists():
-        pytest.skip("this machine has nvidia-smi on the system PATH")  # the no-GPU path cannot be simulated here
     proc = _run_setup(tmp_path, gpu=False)
     out, err = proc.stdout, proc.stderr
     assert proc.returncode == 1, out + err
