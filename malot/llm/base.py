@@ -38,6 +38,7 @@ __all__ = [
     "InfillPrompt",
     "LogitsProcessor",
     "SamplingParams",
+    "SupportsGenerate",
     "ToolCall",
     "check_requests",
     "prompt_text",
@@ -306,6 +307,21 @@ def truncate_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
         if i >= 0 and (cut < 0 or i < cut):
             cut = i
     return (text, False) if cut < 0 else (text[:cut], True)
+
+
+@runtime_checkable
+class SupportsGenerate(Protocol):
+    """What agents need of a model: its capabilities and batched generation (an :class:`LLM`, or a wrapper of one
+    such as the prover's request batcher, that the agents do not open or close)."""
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the model can do."""
+        ...
+
+    async def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Answer every request (same order)."""
+        ...
 
 
 @runtime_checkable

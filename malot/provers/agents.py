@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -29,6 +29,10 @@ from malot.provers.feedback import (
 )
 from malot.provers.problem import Problem
 from malot.provers.templates import ModelTemplate, RenderedPrompt, open_lean_block
+
+if TYPE_CHECKING:
+    from malot.lean.acceptance import AcceptanceRule
+    from malot.llm.base import SupportsGenerate
 
 __all__ = [
     "CorrectorAgent",
@@ -126,14 +130,14 @@ class VerdictCache:
 class ProverDeps:
     """What the prover agents use: the services and the problem of one proving run."""
 
-    llm: Any
-    verifier: Any
+    llm: SupportsGenerate
+    verifier: Any  # a Verifier; search strategies also pass proof sessions through here
     problem: Problem
     template: ModelTemplate
     sampling: Sampling = field(default_factory=Sampling)
     demos: Sequence[Demo] = ()
     rounds: int = 2
-    rule: Any = None
+    rule: AcceptanceRule | None = None
     lean_timeout: float | None = None
     cache: VerdictCache = field(default_factory=VerdictCache)
     target: Any = None

@@ -36,7 +36,7 @@ from malot.resources import AsyncResource
 
 if TYPE_CHECKING:
     from malot.lean.base import Verifier
-    from malot.llm.base import LLM
+    from malot.llm.base import LLM, SupportsGenerate
     from malot.retrieval.base import Retriever
 
 __all__ = [
@@ -345,8 +345,11 @@ class Prover(AsyncResource):
         if samples is not None and samples < 1:
             raise ConfigError(f"samples must be at least 1, got {samples}")
         lean_settings = self.settings.lean
+        llm: SupportsGenerate | None = self._batcher if self._batcher is not None else self._llm
+        if llm is None:
+            raise ConfigError("the prover is not open", hint="use 'async with Prover(...) as prover:'")
         deps = ProverDeps(
-            llm=self._batcher or self._llm,
+            llm=llm,
             verifier=self._verifier,
             problem=problem,
             template=setup.template,
