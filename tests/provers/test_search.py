@@ -174,8 +174,9 @@ async def test_budget_hook_stops_the_search() -> None:
 async def test_progress_reports() -> None:
     reports: list[dict[str, Any]] = []
     await search(RULES, POLICY, progress=reports.append)
-    assert [r["expansions"] for r in reports] == [1, 2, 3, 4]
-    assert reports[0]["open"] == 2 and math.isclose(reports[0]["best_score"], -0.1)
+    # B (score -0.1) is settled as the next state once a1's result is in: its expansion starts before a2's answer
+    assert [r["expansions"] for r in reports] == [2, 2, 3, 4]
+    assert reports[0]["open"] == 1 and math.isclose(reports[0]["best_score"], -1.0)
 
 
 # --- truncate-and-resume ------------------------------------------------------------------------------------
@@ -233,3 +234,30 @@ async def test_llm_critic_scores_states_with_a_second_model() -> None:
     critic = LLMCritic(critic_llm)
     scores = await critic.score([ProofState(id=0, goals=("⊢ E",)), ProofState(id=1, goals=("⊢ B",))])
     assert scores == [-0.5, -3.0] and critic_llm.requests[0].score_continuation == " yes"
+
+
+async def test_the_next_expansion_starts_once_settled_while_worse_answers_are_out() -> None:
+    class Held(ToyTacticEnv):
+        """The toy environment whose tactic `slow` answers only once `b1` has started."""
+
+        def __init__(self, rules: Mapping[str, Any]) -> None:
+            super().__init__(rules)
+            self.release = asyncio.Event()
+            self.in_flight_at: list[tuple[str, int]] = []
+            self.held = 0
+
+        async def run_tactic(self, state: ProofState, tactic: str, timeout: float | None = None) -> Any:  # noqa: ASYNC109
+            self.in_flight_at.append((tactic, self.held))
+            if tactic == "b1":
+                self.release.set()
+            if tactic == "slow":
+                self.held += 1
+                await self.release.wait()
+            return await super().run_tactic(state, tactic, timeout)
+
+    env = Held({"A": {"a1": ["B"], "slow": ToyError()}, "B": {"b1": []}})
+    [root] = await env.start("A")
+    policy = TacticPolicy(policy_llm({"A": [("a1", -0.1), ("slow", -2.0)], "B": [("b1", -0.1)]}), k=2)
+    outcome = await BestFirstSearch(env, policy, limits=SearchLimits(width=1)).run(root)
+    # B (-0.1) beats anything `slow` (at most -2.0) could give, so B was expanded while `slow` was still out
+    assert outcome.proof == ["a1", "b1"] and ("b1", 1) in env.in_flight_at and outcome.expansions == 2

@@ -3,7 +3,10 @@
 The open state with the highest priority is expanded next: the policy proposes ``k`` tactics, each runs on the
 state, and every new state enters the queue with priority = cumulative log-probability of its path (plus
 ``critic_weight`` x a critic's score). ``width`` states are expanded at once (one batched policy call, their
-tactics run concurrently); with ``width = 1`` the order is exactly best-first. States are deduplicated by their
+tactics run concurrently); with ``width = 1`` the order is exactly best-first. Results are taken in proposal order;
+with ``width = 1`` and no critic, the next expansion starts as soon as it is settled (the best open state beats
+every answer still out, which can score at most the parent's plus the next proposal's log-probability), so Lean
+goes on with it while the rest of the answers arrive, without changing the order. States are deduplicated by their
 normalised goals. The first tactic that closes every goal gives the proof (the path's tactics), which ``confirm``
 (the acceptance rule) must accept; a rejected proof does not stop the search.
 
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from malot.lean.session import ProofSession, ProofState
@@ -26,6 +30,15 @@ from malot.provers.search.policy import Critic, Proposal, TacticPolicy
 from malot.provers.search.tree import SearchNode, SearchTree
 
 __all__ = ["BestFirstSearch"]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """States being expanded together: their (state, proposal) jobs and the tactic runs in flight."""
+
+    nodes: list[SearchNode]
+    jobs: list[tuple[SearchNode, Proposal]]
+    tasks: list[asyncio.Task[Any]]
 
 
 class BestFirstSearch:
@@ -104,56 +117,89 @@ class BestFirstSearch:
         if root.closed:
             return [], "proved"
         self._push(self.tree.add_root(root))
-        while True:
-            if self.expansions >= self.limits.max_expansions:
-                return None, "max_expansions"
-            reason = self.should_stop() if self.should_stop is not None else None
-            if reason is not None:
-                return None, f"budget:{reason}"
-            batch = self._pop_batch()
-            if not batch:
-                return None, "exhausted"
-            for node in batch:
-                node.status = "expanded"
-            self.expansions += len(batch)
-            proposals = await self.policy.propose([n.state for n in batch], salt=self.expansions)
-            proof = await self._expand(batch, proposals)
-            self._report()
-            if proof is not None:
-                return proof, "proved"
-
-    async def _expand(self, batch: list[SearchNode], proposals: list[list[Proposal]]) -> list[str] | None:
-        jobs = [(node, p) for node, props in zip(batch, proposals, strict=True) for p in props]
         async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(self.runner.run(node.state, p.tactic)) for node, p in jobs]
+            current = await self._start(tg)
+            while isinstance(current, _Batch):
+                following, proof = await self._finish(tg, current)
+                self._report()
+                if proof is not None:
+                    for task in (*current.tasks, *(following.tasks if isinstance(following, _Batch) else ())):
+                        task.cancel()  # the proof is found: nothing still in flight matters
+                    return proof, "proved"
+                current = following if following is not None else await self._start(tg)
+        assert isinstance(current, str)
+        return None, current
+
+    async def _start(self, tg: asyncio.TaskGroup) -> _Batch | str:
+        """Pop the next states, ask the policy, and start their tactics; or the reason the search stops."""
+        if self.expansions >= self.limits.max_expansions:
+            return "max_expansions"
+        reason = self.should_stop() if self.should_stop is not None else None
+        if reason is not None:
+            return f"budget:{reason}"
+        batch = self._pop_batch()
+        if not batch:
+            return "exhausted"
+        for node in batch:
+            node.status = "expanded"
+        self.expansions += len(batch)
+        proposals = await self.policy.propose([n.state for n in batch], salt=self.expansions)
+        jobs = [(node, p) for node, props in zip(batch, proposals, strict=True) for p in props]
+        tasks = [tg.create_task(self.runner.run(node.state, p.tactic)) for node, p in jobs]
+        return _Batch(batch, jobs, tasks)
+
+    def _next_is_settled(self, batch: _Batch, done: int) -> bool:
+        """With one state per expansion and no critic, whether the next state to expand is known although
+        ``batch`` still has results out: the best open state beats every result still to come (their scores are
+        at most the parent's plus the next proposal's log-probability, and a tie goes to the older entry)."""
+        if len(batch.nodes) != 1 or (self.critic is not None and self.limits.critic_weight) or done >= len(batch.jobs):
+            return False
+        node, proposal = batch.jobs[done]
+        bound = node.score + proposal.logprob
+        while self._heap:
+            neg, _, top = self._heap[0]
+            if top.status == "open" and -neg == self._priority(top):
+                return -neg >= bound
+            heapq.heappop(self._heap)  # a stale entry
+        return False
+
+    async def _finish(self, tg: asyncio.TaskGroup, batch: _Batch) -> tuple[_Batch | str | None, list[str] | None]:
+        """Take ``batch``'s results in proposal order; start the next expansion as soon as it is settled (so the
+        REPL goes on with it while the rest of this batch's answers come in). Returns (the next batch or stop
+        reason if started early, the proof if one was found)."""
+        following: _Batch | str | None = None
         fresh: list[SearchNode] = []
-        for (node, p), task in zip(jobs, tasks, strict=True):
-            result = task.result()
+        eager = len(batch.nodes) == 1 and not (self.critic is not None and self.limits.critic_weight)
+        for index, ((node, p), task) in enumerate(zip(batch.jobs, batch.tasks, strict=True)):
+            result = await task
             if result.error is not None or result.state is None:
                 self.tree.add_error(node, p.tactic, p.logprob, result.error or "no state")
-                continue
-            if result.state.goals and node.depth + 1 > self.limits.max_depth:
+            elif result.state.goals and node.depth + 1 > self.limits.max_depth:
                 self.tree.add_error(node, p.tactic, p.logprob, "depth limit")
-                continue
-            child, new = self.tree.add_child(node, p.tactic, p.logprob, result.state, node.score + p.logprob)
-            if result.state.closed:
-                tactics = child.path()
-                if self.confirm is None or await self.confirm(tactics):
-                    child.status = "proved"
-                    return tactics
-                child.status = "rejected"
-                self.rejected += 1
-                continue
-            if new:
-                fresh.append(child)
-            elif child.status == "open":
-                self._push(child)  # merged with a better path: re-queued at its new priority
+            else:
+                child, new = self.tree.add_child(node, p.tactic, p.logprob, result.state, node.score + p.logprob)
+                if result.state.closed:
+                    tactics = child.path()
+                    if self.confirm is None or await self.confirm(tactics):
+                        child.status = "proved"
+                        return following, tactics
+                    child.status = "rejected"
+                    self.rejected += 1
+                elif new:
+                    if eager:
+                        self._push(child)
+                    else:
+                        fresh.append(child)
+                elif child.status == "open":
+                    self._push(child)  # merged with a better path: re-queued at its new priority
+            if following is None and self._next_is_settled(batch, index + 1):
+                following = await self._start(tg)
         if self.critic is not None and fresh and self.limits.critic_weight:
             for node, score in zip(fresh, await self.critic.score([n.state for n in fresh]), strict=True):
                 node.critic = score
         for node in fresh:
             self._push(node)
-        return None
+        return following, None
 
     def _report(self) -> None:
         if self.progress is None:
