@@ -163,7 +163,7 @@ class ProverSettings(_Section):
     strategy: str = "ma-lot"
     preset: str | None = None
     template: str | None = None
-    samples: int = Field(4, ge=1)
+    samples: int = Field(4, ge=1, le=1024)  # as the CLI and the HTTP API
     rounds: int = Field(2, ge=0)
     temperature: float = Field(0.8, ge=0.0)
     top_p: float = Field(0.8, gt=0.0, le=1.0)

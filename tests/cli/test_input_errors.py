@@ -74,3 +74,11 @@ def test_verify_file_uses_the_given_trusted_header(
     # a trusted header without the file's inductive types: the same file no longer checks
     assert main(["verify", str(proof_file), "--lean", str(lean_exe), "--header", "prelude\n"]) == 1
     assert "rejected" in capsys.readouterr().out
+
+
+def test_the_config_bounds_samples_too() -> None:
+    from malot.config import load_settings
+    from malot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"from MALOT_PROVER__SAMPLES: config key 'prover.samples' = 100000"):
+        load_settings(env={"MALOT_PROVER__SAMPLES": "100000"})
