@@ -43,7 +43,9 @@ def test_sampler_sums_the_tree_while_both_processes_hold_memory(bench: dict[str,
     try:
         with bench["TreeSampler"](proc.pid, 0.02) as sampler:
             deadline = time.monotonic() + 120
-            while sampler.peak["rss"] < 240 * MB or sampler.max_processes < 2:  # wait for the state, not a time
+            # wait for the state, not a time: both buffers fully written (private pages) while both processes live;
+            # RSS alone can pass 240 MB earlier, from the interpreters' shared pages, while a buffer is still filling
+            while sampler.peak["uss"] < 240 * MB or sampler.max_processes < 2:
                 assert time.monotonic() < deadline, f"never saw both buffers: {sampler.peak}"
                 time.sleep(0.02)
             release.touch()
