@@ -113,6 +113,24 @@ class BudgetMeter:
                 meter = meter.parent
         return None
 
+    def blocked(self, resource: str | None) -> str | None:
+        """The limit that forbids starting a step on ``resource`` now, without reserving anything.
+
+        Checked again once a step holds its concurrency slot: tokens and Lean time spent while it waited for the
+        slot stop it too, so the overshoot is bounded by the steps that are running, not by those queued.
+        """
+        meter: BudgetMeter | None = self
+        while meter is not None:
+            b = meter.budget
+            if resource == "llm" and b.tokens is not None and meter.tokens >= b.tokens:
+                return "tokens"
+            if resource == "lean" and b.lean_cpu_seconds is not None and meter.lean_cpu_seconds >= b.lean_cpu_seconds:
+                return "lean_cpu_seconds"
+            if meter._deadline is not None and meter._clock() >= meter._deadline:
+                return "wall_seconds"
+            meter = meter.parent
+        return None
+
     def settle(self, reserved_samples: int, usage: Usage) -> None:
         """Replace a reservation by what the step really spent."""
         delta_samples = usage.samples - reserved_samples

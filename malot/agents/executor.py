@@ -370,6 +370,10 @@ class Executor:
                     async with sem:
                         if group.stopping:
                             raise _Stop
+                        late = meter.blocked(resource)  # spent while this step waited for its slot
+                        if late is not None:
+                            meter.settle(reserved, Usage())
+                            return "budget", message, late
                         output = await agent.run(message, ctx)
             except BaseException:
                 meter.settle(reserved, Usage())

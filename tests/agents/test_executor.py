@@ -85,6 +85,17 @@ async def test_token_budget_stops_new_llm_steps_once_spent() -> None:
     assert result.usage.tokens >= 60
 
 
+async def test_token_overshoot_is_bounded_by_the_steps_in_flight() -> None:
+    # the README's bound: tokens stop new LLM steps once spent, so at most (LLM slots) steps already running add
+    # their tokens after the crossing; each step here spends at most 25 tokens (corrector), 15 (prover)
+    wf = prove_correct_loop(lambda c, ctx: False, rounds=10, delay=0.001)
+    slots = 4
+    executor = Executor(limits={"llm": slots})
+    result = await executor.run_group(wf, _tasks(8), budget=Budget(tokens=100))
+    assert result.stopped == "tokens"
+    assert 100 <= result.usage.tokens < 100 + slots * 25
+
+
 async def test_lean_budget_stops_verification() -> None:
     wf = prove_correct_loop(lambda c, ctx: False, rounds=10)
     result = await Executor().run_group(wf, _tasks(1), budget=Budget(lean_cpu_seconds=1.0))
