@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from malot.lean.lexer import Token, code_view, tokenize
+from malot.lean.lexer import Dialect, Token, code_view, detect_dialect, tokenize
 
 __all__ = ["Splice", "extract_code", "parse_statement", "splice_candidate"]
 
@@ -126,10 +126,10 @@ def _indent(body: str) -> str:
     return "\n".join(("  " + ln) if ln.strip() else ln for ln in lines)
 
 
-def _clean_preamble(preamble: str, header: str) -> str:
+def _clean_preamble(preamble: str, header: str, dialect: Dialect) -> str:
     """Drop lines that repeat the trusted header (imports, options, opens) and any ``import`` line."""
     header_lines = {ln.strip() for ln in header.splitlines() if ln.strip()}
-    view_lines = code_view(preamble).split("\n")
+    view_lines = code_view(preamble, dialect).split("\n")
     kept = []
     for raw, view in zip(preamble.split("\n"), view_lines, strict=True):
         stripped = view.strip()
@@ -147,7 +147,8 @@ def splice_candidate(header: str, statement: str, name: str, candidate: str) -> 
     """
     header = header if not header or header.endswith("\n") else header + "\n"
     signature, mode = parse_statement(statement)
-    view = code_view(candidate)
+    dialect = detect_dialect(header)  # the candidate is lexed by the rules its header makes available
+    view = code_view(candidate, dialect)
     tokens = tokenize(view)
     k = _find_declaration(tokens, name)
     if k is not None:
@@ -163,13 +164,13 @@ def splice_candidate(header: str, statement: str, name: str, candidate: str) -> 
                 ok=False,
                 problems=[f"the candidate declares {name} but its statement has no ':=' (incomplete output?)"],
             )
-        preamble = _clean_preamble(candidate[:start], header)
+        preamble = _clean_preamble(candidate[:start], header, dialect)
         proof = candidate[tokens[j].end :]
         prefix = header + (preamble.rstrip() + "\n" if preamble.strip() else "")
         code = prefix + signature + " :=" + proof
         return Splice(code, len(header), len(prefix), len(prefix) + len(signature) + 3, True)
     body = candidate.strip("\n")
-    body_tokens = tokenize(code_view(body))
+    body_tokens = tokenize(code_view(body, dialect))
     if not body_tokens:
         return Splice("", 0, 0, 0, False, ok=False, problems=["the candidate contains no Lean code"])
     decl_starts = [t for t in body_tokens if t.text in ("theorem", "lemma", "example")]

@@ -54,6 +54,19 @@ def test_proof_body_is_spliced_under_the_statement() -> None:
     assert screen(term, "proofOfP").code == "prelude\ntheorem t2 : P := proofOfP"
 
 
+def test_the_candidate_is_lexed_by_its_headers_rules() -> None:
+    # a prelude file has no s! token: `s!"{ /- "` is an identifier and a string there, so the declaration after it
+    # is visible and re-spliced; under Mathlib's rules the same text opens a comment and the splice sees no theorem
+    from malot.lean.splice import splice_candidate
+
+    candidate = 'def junk := s!"{ /- "\ntheorem t2 : Q := proofOfQ'
+    prelude = splice_candidate("prelude\n", "theorem t2 : P :=", "t2", candidate)
+    assert prelude.candidate_had_statement
+    assert prelude.code.endswith("theorem t2 : P := proofOfQ")  # the original statement, the candidate's proof
+    mathlib = splice_candidate("import Mathlib\n", "theorem t2 : P :=", "t2", candidate)
+    assert not mathlib.candidate_had_statement
+
+
 def test_empty_and_wrong_name_are_rejected() -> None:
     assert screen(TARGET, "  \n").empty
     assert not screen(TARGET, "```lean\n```").ok
