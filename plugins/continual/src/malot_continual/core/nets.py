@@ -1,0 +1,59 @@
+"""torch modules shared by the continual tools (imported only by code that already needs torch)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["MultiHeadMLP"]
+
+
+class MultiHeadMLP(nn.Module):
+    """ReLU MLP body (``body.0``, ``body.2``, ... linear layers) and ``heads`` linear heads of ``n_classes`` outputs.
+
+    ``features(x)`` is the body's output (the representation); ``forward(x, head=i)`` the logits of head ``i``.
+    Linear layers are bias-free in the body so gradient projection methods (GPM, CUBER) act on the whole layer.
+    """
+
+    def __init__(self, in_dim: int, hidden: list[int], n_classes: int, *, heads: int = 1) -> None:
+        super().__init__()
+        if in_dim < 1 or n_classes < 1 or heads < 1 or not hidden or min(hidden) < 1:
+            raise ValueError("MultiHeadMLP needs positive in_dim, n_classes, heads and hidden sizes")
+        layers: list[nn.Module] = []
+        width = in_dim
+        for size in hidden:
+            layers += [nn.Linear(width, size, bias=False), nn.ReLU()]
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.heads = nn.ModuleList([nn.Linear(width, n_classes) for _ in range(heads)])
+        self.in_dim, self.hidden, self.n_classes = in_dim, list(hidden), n_classes
+
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments, for saving."""
+        return {"in_dim": self.in_dim, "hidden": self.hidden, "n_classes": self.n_classes, "heads": len(self.heads)}
+
+    def body_linears(self) -> list[nn.Linear]:
+        """The body's linear layers, input side first."""
+        return [m for m in self.body if isinstance(m, nn.Linear)]
+
+    def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The input of every body linear layer for the rows ``x`` (what GPM builds its bases from)."""
+        inputs = []
+        h = x
+        for module in self.body:
+            if isinstance(module, nn.Linear):
+                inputs.append(h)
+            h = module(h)
+        return inputs
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The body's output."""
+        out: torch.Tensor = self.body(x)
+        return out
+
+    def forward(self, x: torch.Tensor, head: int = 0) -> torch.Tensor:
+        """Logits of head ``head``."""
+        out: torch.Tensor = self.heads[head](self.body(x))
+        return out
