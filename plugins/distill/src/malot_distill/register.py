@@ -1,0 +1,7 @@
+"""Registration module of the ``distill`` plugin, named by its ``malot.tools`` entry point.
+
+Importing it imports every tool module; each registers its tools with the ``@tool`` decorator. One line per module.
+"""
+
+# ruff: noqa: F401
+import malot_distill.knowledge_transfer
