@@ -96,7 +96,7 @@ def fit_interpolated(
     centred = x - xbar[bags]
     scatter = centred.T @ centred
     gram = xbar.T @ (sizes[:, None] * xbar) + rho * scatter + ridge * len(x) * np.eye(x.shape[1])
-    theta: NDArray[np.float64] = np.linalg.solve(gram, xbar.T @ (sizes * ybar))
+    theta: NDArray[np.float64] = np.asarray(np.linalg.solve(gram, xbar.T @ (sizes * ybar)), dtype=np.float64)
     return theta
 
 
