@@ -154,7 +154,7 @@ def krr_st(
 def _inner_step(g: nn.Module, h: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
     loss = ((h(g(x)) - y) ** 2).sum(dim=1).mean()
     opt.zero_grad(set_to_none=True)
-    loss.backward()  # type: ignore[no-untyped-call]
+    loss.backward()
     opt.step()
 
 
@@ -173,7 +173,7 @@ def pretrain_regressor(
         batch = torch.randperm(x.shape[0], generator=generator)[:256]
         loss = ((h(g(x[batch])) - y[batch]) ** 2).sum(dim=1).mean()
         opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
+        loss.backward()
         opt.step()
     return g
 
