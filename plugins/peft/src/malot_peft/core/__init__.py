@@ -1,0 +1,1 @@
+"""Math shared by the peft tools: the unified delta module, a tiny transformer, layered backbones, training."""

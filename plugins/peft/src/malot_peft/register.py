@@ -1,0 +1,8 @@
+"""Registration module of the ``peft`` plugin, named by its ``malot.tools`` entry point.
+
+Importing it imports every tool module; each module registers its tools with the ``@tool`` decorator. Keep this a
+plain list of imports, one line per tool module.
+"""
+
+# ruff: noqa: F401
+import malot_peft.unified_peft
