@@ -9,7 +9,6 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from malot.errors import ToolError  # noqa: E402
 from malot_sparse.core.nm import (  # noqa: E402
     candidate_masks,
     check_nm,
@@ -18,6 +17,8 @@ from malot_sparse.core.nm import (  # noqa: E402
     sparsegpt_saliency,
 )
 from malot_sparse.maskllm import learn_nm_masks  # noqa: E402
+
+from malot.errors import ToolError  # noqa: E402
 
 
 def _mlp(seed: int = 0) -> torch.nn.Module:
@@ -45,7 +46,7 @@ def test_learned_masks_keep_exactly_n_per_group_and_the_weights_are_frozen() -> 
     before = {k: v.detach().clone() for k, v in model.state_dict().items()}
     result = learn_nm_masks(model, _mse(model), n=2, m=4, steps=20, lr=0.1, prior_strength=0.5, apply=False)
     assert set(result.masks) == {"0", "2"}
-    for name, mask in result.masks.items():
+    for mask in result.masks.values():
         assert check_nm(mask, 2, 4)
         assert int(mask.sum()) == mask.numel() // 2
     for key, value in model.state_dict().items():
@@ -103,8 +104,9 @@ def test_bad_inputs_are_clear_errors() -> None:
 @pytest.mark.slow
 def test_learn_nm_mask_tool_writes_a_loadable_2_4_checkpoint(tiny_lm: Path, lm_texts: Path, tmp_path: Path) -> None:
     from compressed_tensors.config import SparsityCompressionConfig
-    from malot.tools import get_registry
     from transformers import AutoModelForCausalLM
+
+    from malot.tools import get_registry
 
     out = tmp_path / "masked"
     args = {"model": str(tiny_lm), "data": str(lm_texts), "out": str(out), "steps": 4, "batch_size": 2}
