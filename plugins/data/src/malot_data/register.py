@@ -6,6 +6,7 @@ plain list of imports, one line per tool module.
 
 # ruff: noqa: F401
 import malot_data.allocate_samples
+import malot_data.datm_distill
 import malot_data.distill_unlabeled
 import malot_data.prune_source
 import malot_data.select_instructions
