@@ -8,9 +8,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from malot.errors import ToolError  # noqa: E402
 from malot_sparse.core.mlp import build_mlp, load_mlp, train_classifier  # noqa: E402
 from malot_sparse.lottery import expected_remaining, imp  # noqa: E402
+
+from malot.errors import ToolError  # noqa: E402
 
 
 def _data(seed: int = 0, n: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,8 +80,9 @@ def test_bad_arguments_are_clear_errors() -> None:
 
 
 def test_lottery_ticket_tool_through_the_registry(tmp_path: Path) -> None:
-    from malot.tools import get_registry
     from safetensors.torch import save_file
+
+    from malot.tools import get_registry
 
     x, y = _data(2, 300)
     data = tmp_path / "data.safetensors"
@@ -93,6 +95,7 @@ def test_lottery_ticket_tool_through_the_registry(tmp_path: Path) -> None:
     ticket, masks, extra = load_mlp(out.ticket)  # type: ignore[attr-defined]
     init, init_masks, _ = load_mlp(out.init)  # type: ignore[attr-defined]
     assert extra["rounds"] == 2 and set(masks) == {"0.weight", "2.weight"}
+    assert not torch.equal(init.state_dict()["0.weight"], ticket.state_dict()["0.weight"])  # the ticket was trained
     for name, param in ticket.named_parameters():
         if name in masks:
             assert torch.equal(masks[name], init_masks[name])

@@ -7,3 +7,4 @@ plain list of imports, one line per tool module.
 # ruff: noqa: F401
 import malot_sparse.lottery
 import malot_sparse.maskllm
+import malot_sparse.reprogram
