@@ -24,7 +24,7 @@ def save_tensors(tensors: dict[str, torch.Tensor], path: str | Path) -> Path:
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(out))
+    save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, str(out))
     return out
 
 
