@@ -5,4 +5,5 @@ plain list of imports, one line per tool module.
 """
 
 # ruff: noqa: F401
+import malot_peft.scalearn
 import malot_peft.unified_peft
