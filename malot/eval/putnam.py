@@ -177,6 +177,13 @@ class SolutionCheck:
     ok: bool
     reasons: list[str] = field(default_factory=list)
     declaration: str = ""
+    #: where the solution's declaration lies in the candidate (start, end offsets); (0, 0) when not found
+    span: tuple[int, int] = (0, 0)
+
+    def rest(self, candidate: str) -> str:
+        """The candidate without the solution's declaration (what is left to check as the proof)."""
+        start, end = self.span
+        return candidate[:start] + candidate[end:] if end > start else candidate
 
 
 _PREFIX = re.compile(r"@\[[^\]]*\]|\b(?:noncomputable|private|protected|unsafe|partial)\b")
@@ -226,11 +233,13 @@ def check_solution(
     decls = _declarations(candidate)
     solutions = [d for d in decls if d[1] == solution_name]
     declaration = ""
+    span = (0, 0)
     if len(solutions) != 1:
         reasons.append(f"the candidate must define {solution_name} exactly once (found {len(solutions)})")
     else:
         kw, _, start, end = solutions[0]
         declaration = candidate[start:end].rstrip()
+        span = (start, start + len(declaration))
         if kw not in ("abbrev", "def"):
             reasons.append(f"{solution_name} must be an abbrev or def, not {kw}")
         view = code_view(declaration)
@@ -262,7 +271,7 @@ def check_solution(
             original_cut = _statement_end(original)
             if cut is None or _norm(view[:cut]) != _norm(original[: original_cut or len(original)]):
                 reasons.append(f"the statement of {theorem_name} was changed")
-    return SolutionCheck(not reasons, reasons, declaration)
+    return SolutionCheck(not reasons, reasons, declaration, span)
 
 
 _PRODUCED_MARK = re.compile(
@@ -270,32 +279,43 @@ _PRODUCED_MARK = re.compile(
 )
 
 
-def produced_gate(header: str, statement: str, theorem_name: str) -> Callable[[str], list[str]] | None:
+def produced_gate(header: str, statement: str, theorem_name: str) -> Callable[[str], Any] | None:
     """For a ``produced``-mode problem (its header names the solution to define): a function from a candidate's
-    code to the reasons :func:`check_solution` rejects it (empty: it may go on to Lean); ``None`` for any other
-    problem. The provers run it before Lean (``ProverDeps.gate``)."""
+    code to a :class:`~malot.provers.agents.GateVerdict`; ``None`` for any other problem. The provers run it before
+    Lean (``ProverDeps.gate``). A candidate that fails :func:`check_solution` is rejected with its reasons; one that
+    passes is checked by Lean against :func:`produced_target` (the solution moved into the statement's context) with
+    the rest of the candidate as the proof, so the final check elaborates the original statement over the produced
+    solution and counts the solution's axioms (a ``sorry`` hidden from the text check still shows as ``sorryAx``)."""
     match = _PRODUCED_MARK.search(header)
     if match is None:
         return None
     solution_name, solution_type = match.group(2), match.group(3)
 
-    def gate(candidate: str) -> list[str]:
-        return check_solution(
+    def gate(candidate: str) -> Any:
+        from malot.provers.agents import GateVerdict
+
+        check = check_solution(
             candidate,
             solution_name=solution_name,
             solution_type=solution_type,
             theorem_name=theorem_name,
             statement=statement,
-        ).reasons
+        )
+        if not check.ok:
+            return GateVerdict(check.reasons)
+        return GateVerdict([], produced_target(header, statement, theorem_name, check), check.rest(candidate))
 
     return gate
 
 
 def produced_target(header: str, statement: str, theorem_name: str, check: SolutionCheck) -> Any:
-    """The target to verify a passing produced-mode candidate against: the trusted header followed by the checked
-    solution declaration, and the original statement (a failed check is an error)."""
+    """The target to verify a passing produced-mode candidate against: the header followed by the checked solution
+    declaration, and the original statement (a failed check is an error). The header is marked untrusted (it holds
+    the prover's text), so the final check applies its raw-text guards to it as in whole-file mode."""
     from malot.lean.acceptance import TargetTheorem
 
     if not check.ok:
         raise DatasetError("the produced solution did not pass check_solution: " + "; ".join(check.reasons))
-    return TargetTheorem(header=header + check.declaration + "\n\n", statement=statement, name=theorem_name)
+    return TargetTheorem(
+        header=header + check.declaration + "\n\n", statement=statement, name=theorem_name, trusted_header=False
+    )

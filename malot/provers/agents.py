@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CorrectorAgent",
+    "GateVerdict",
     "LoTProverAgent",
     "ProofCandidate",
     "ProofFeedback",
@@ -126,6 +127,17 @@ class VerdictCache:
         return result, False
 
 
+@dataclass(frozen=True, slots=True)
+class GateVerdict:
+    """A gate's verdict on a candidate: the reasons to reject it (empty: go on to Lean) and, when the gate moves
+    part of the candidate into the problem (a produced answer becomes part of the statement's context), the
+    target and the code Lean checks instead of the problem's target and the candidate's code."""
+
+    reasons: list[str]
+    target: Any = None
+    code: str | None = None
+
+
 @dataclass(slots=True)
 class ProverDeps:
     """What the prover agents use: the services and the problem of one proving run."""
@@ -142,8 +154,8 @@ class ProverDeps:
     cache: VerdictCache = field(default_factory=VerdictCache)
     target: Any = None
     #: Extra rule run on a candidate's code before Lean (e.g. PutnamBench's produced-solution check): the reasons
-    #: to reject it, empty to go on.
-    gate: Callable[[str], list[str]] | None = None
+    #: to reject it (empty to go on), or a :class:`GateVerdict` that also says which target and code Lean checks.
+    gate: Callable[[str], list[str] | GateVerdict] | None = None
 
     def __post_init__(self) -> None:
         if self.target is None:
@@ -380,7 +392,10 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
                 errors=[reason],
                 reasons=[f"{reason}: the answer must end with the proof in a ```lean4 code block"],
             )
-        gated = deps.gate(message.code) if deps.gate is not None else []
+        gate_verdict = deps.gate(message.code) if deps.gate is not None else []
+        if isinstance(gate_verdict, list):
+            gate_verdict = GateVerdict(gate_verdict)
+        gated = gate_verdict.reasons
         if gated:
             ctx.note(
                 lean_s=0.0, lean_called=False, verdict="failed", reason=gated[0], run_s=time.perf_counter() - started
@@ -396,13 +411,14 @@ class VerifierAgent(Agent[ProofCandidate, ProofFeedback]):
 
         began = time.perf_counter()
 
-        code = message.code
+        code = message.code if gate_verdict.code is None else gate_verdict.code
+        target = deps.target if gate_verdict.target is None else gate_verdict.target
         header = deps.problem.header
         if header.strip() and code.startswith(header):
             code = code[len(header) :]  # the splice puts the trusted header back; a verbatim copy adds nothing
 
         async def check() -> Any:
-            return await verify_candidate(deps.verifier, deps.target, code, deps.rule, deps.lean_timeout)
+            return await verify_candidate(deps.verifier, target, code, deps.rule, deps.lean_timeout)
 
         result, cached = await deps.cache.get_or_check(message.code, check)
         lean_s = time.perf_counter() - began  # a cached verdict may still have waited for a sibling's check

@@ -170,7 +170,7 @@ def test_prove_specs_load_putnambench_problems_and_the_api_gates_produced_ones()
     assert given.statement == produced.statement and "2^(n - 2)" in given.header
     assert _produced_gate(given) is None
     gate = _produced_gate(produced)
-    assert gate is not None and gate(_GOOD) == [] and gate(_ENTRY.statement + " simp") != []
+    assert gate is not None and gate(_GOOD).reasons == [] and gate(_ENTRY.statement + " simp").reasons != []
     with pytest.raises(DatasetError):
         load_problem("putnambench:putnam_1962_z9")
 
@@ -182,3 +182,42 @@ def test_attributes_and_modifiers_start_a_declaration() -> None:
     assert any("def sneaky" in r for r in _check(private_def))
     noncomputable = _GOOD.replace("abbrev putnam_1962_a5_solution", "noncomputable abbrev putnam_1962_a5_solution")
     assert _check(noncomputable) == []
+
+
+_SUITE = Path(__file__).resolve().parents[1] / "data" / "prelude_suite" / "prelude_suite.jsonl"
+_TWO = "MyNat.succ (MyNat.succ MyNat.zero)"
+
+
+@pytest.mark.lean
+async def test_a_produced_solution_is_checked_by_the_final_check_over_the_solution(lean_exe: Path) -> None:
+    # a produced-mode problem in the prelude fixture: the answer to produce is a MyNat; the gate moves the checked
+    # solution into the statement's context and Lean's final check decides (before, the final check elaborated
+    # the statement from the header alone, where the solution does not exist, so no produced answer could pass)
+    from malot.eval.putnam import produced_gate
+    from malot.lean.acceptance import TargetTheorem, verify_candidate
+    from malot.lean.file_backend import LeanFileVerifier
+
+    suite_header = json.loads(_SUITE.read_text(encoding="utf-8").splitlines()[0])["header"]
+    header = suite_header + "-- Answer to produce: define `abbrev two_sol : MyNat := ...` before the theorem.\n\n"
+    statement = f"theorem two_is_two : Eq' two_sol ({_TWO}) :="
+    gate = produced_gate(header, statement, "two_is_two")
+    assert gate is not None
+    good = f"abbrev two_sol : MyNat := {_TWO}\n\n{statement} Eq'.refl\n"
+    wrong_answer = good.replace(f"two_sol : MyNat := {_TWO}", "two_sol : MyNat := MyNat.zero")
+    weakened = good.replace(f"Eq' two_sol ({_TWO})", "Eq' two_sol two_sol")
+    async with LeanFileVerifier(lean_exe, workers=2) as lean:
+        verdict = gate(good)
+        assert verdict.reasons == [] and verdict.target is not None and "abbrev" not in (verdict.code or "abbrev")
+        assert verdict.target.header.endswith(f"abbrev two_sol : MyNat := {_TWO}\n\n")
+        result = await verify_candidate(lean, verdict.target, verdict.code)
+        assert result.accepted, result.reasons()
+        assert result.decided_by == "final-check" and result.final_check == "passed"
+        # the answer is wrong: Lean rejects the proof over it
+        wrong = gate(wrong_answer)
+        assert wrong.reasons == []  # the text check cannot know the answer is wrong
+        assert not (await verify_candidate(lean, wrong.target, wrong.code)).accepted
+        # the statement was changed: the text check refuses it before Lean
+        assert any("statement of two_is_two was changed" in r for r in gate(weakened).reasons)
+        # checked against the problem's own header (the solution only in the candidate) it cannot pass
+        plain = TargetTheorem(header=header, statement=statement, name="two_is_two")
+        assert not (await verify_candidate(lean, plain, good)).accepted
