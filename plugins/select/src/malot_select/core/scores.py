@@ -75,15 +75,17 @@ def logme_evidence(
     z = u.T @ y  # y in the left singular basis
     y_perp = float(y @ y - z @ z)  # the part of y outside the column space of F
     alpha, beta = 1.0, 1.0
-    tiny = np.finfo(np.float64).tiny
+    # Floors keep α, β finite when y lies in the column space of F (n <= rank: the evidence grows without bound as
+    # β -> ∞; the authors add 1e-5 to both denominators for the same reason).
+    tiny = 1e-10 * max(float(y @ y), 1e-300)
     iterations = 0
     for iterations in range(1, max_iter + 1):  # noqa: B007 (the count is reported)
         gamma = float(np.sum(beta * sigma / (alpha + beta * sigma)))
         coef = beta * s * z / (alpha + beta * sigma)  # m in the right singular basis
         m_sq = float(coef @ coef)
         residual = float(np.sum((z - s * coef) ** 2) + y_perp)
-        new_alpha = gamma / max(m_sq, float(tiny))
-        new_beta = (n - gamma) / max(residual, float(tiny))
+        new_alpha = gamma / max(m_sq, tiny)
+        new_beta = max(n - gamma, 1e-12) / max(residual, tiny)
         done = abs(new_alpha - alpha) <= tol * abs(alpha) and abs(new_beta - beta) <= tol * abs(beta)
         alpha, beta = new_alpha, new_beta
         if done:
