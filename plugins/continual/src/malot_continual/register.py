@@ -7,3 +7,4 @@ plain list of imports, one line per tool module.
 # ruff: noqa: F401
 import malot_continual.consolidation
 import malot_continual.cuber
+import malot_continual.lingo
