@@ -65,6 +65,7 @@ def fisher_task_embedding(
     import numpy as np
     import torch
     from torch import nn
+    from torch.func import functional_call, grad, vmap
 
     n_classes = max(int(labels.max()) + 1, classes or 0)
     x = torch.tensor(_project(features), dtype=torch.float32)
@@ -87,15 +88,14 @@ def fisher_task_embedding(
             opt.zero_grad()
             loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
-        fisher = [torch.zeros_like(p) for p in net.parameters()]
-        for i in range(x.shape[0]):  # per-sample squared gradients of log p(y|x)
-            net.zero_grad()
-            sample_loss = nn.functional.cross_entropy(net(x[i : i + 1]), y[i : i + 1])
-            sample_loss.backward()  # type: ignore[no-untyped-call]
-            for f, p in zip(fisher, net.parameters(), strict=True):
-                assert p.grad is not None
-                f += p.grad.detach() ** 2
-        vec = np.array([float(f.mean()) / x.shape[0] for f in fisher])
+        params = {name: p.detach() for name, p in net.named_parameters()}
+
+        def sample_loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+            logits = functional_call(net, p, (xi.unsqueeze(0),))
+            return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
+
+        grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)  # per-sample gradients
+        vec = np.array([float((grads[name] ** 2).mean()) for name in params])
         parts.append(vec / (np.linalg.norm(vec) or 1.0))
     return np.concatenate(parts)
 

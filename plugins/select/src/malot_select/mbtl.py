@@ -155,7 +155,12 @@ def mbtl_next(
         best = np.maximum(best, reach)
     acquisition = mbtl_acquisition(dist, mean + beta * std, best, slope)
     acquisition[list(trained)] = -np.inf
-    return int(np.argmax(acquisition)), acquisition
+    # Ties (the gap saturating at the floor makes several contexts equal) go to the context whose linear model
+    # predicts the most before saturation: the smallest total distance, i.e. the centre.
+    top = float(np.max(acquisition))
+    ties = np.flatnonzero(acquisition >= top - 1e-12 * max(1.0, abs(top)))
+    untruncated = (mean + beta * std)[ties] * contexts.shape[0] - slope * dist[ties].sum(axis=1)
+    return int(ties[int(np.argmax(untruncated))]), acquisition
 
 
 def mbtl_sequence(
