@@ -8,10 +8,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from malot.errors import ToolError  # noqa: E402
 from malot_sparse.core.calibration import expected_calibration_error  # noqa: E402
 from malot_sparse.core.mlp import build_mlp, save_mlp, train_classifier  # noqa: E402
 from malot_sparse.reprogram import frequency_label_mapping, input_prompt, linear_probe  # noqa: E402
+
+from malot.errors import ToolError  # noqa: E402
 
 
 def test_ece_on_crafted_probabilities() -> None:
@@ -70,8 +71,9 @@ def test_probe_and_prompt_adapt_a_frozen_source_and_leave_it_unchanged() -> None
 
 
 def test_reprogram_ticket_tool_through_the_registry(tmp_path: Path) -> None:
-    from malot.tools import get_registry
     from safetensors.torch import save_file
+
+    from malot.tools import get_registry
 
     model, x, y = _source(1)
     mask = model[0].weight.abs() > model[0].weight.abs().median()

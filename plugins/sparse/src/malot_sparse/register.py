@@ -8,3 +8,4 @@ plain list of imports, one line per tool module.
 import malot_sparse.lottery
 import malot_sparse.maskllm
 import malot_sparse.reprogram
+import malot_sparse.tas
