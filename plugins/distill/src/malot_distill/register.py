@@ -7,3 +7,4 @@ Importing it imports every tool module; each registers its tools with the ``@too
 import malot_distill.distill_pool
 import malot_distill.knowledge_transfer
 import malot_distill.meta_dmoe
+import malot_distill.robustify
