@@ -90,8 +90,10 @@ def fisher_task_embedding(
             opt.step()
         params = {name: p.detach() for name, p in net.named_parameters()}
 
-        def sample_loss(p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
-            logits = functional_call(net, p, (xi.unsqueeze(0),))
+        def sample_loss(
+            p: dict[str, torch.Tensor], xi: torch.Tensor, yi: torch.Tensor, model: nn.Module = net
+        ) -> torch.Tensor:
+            logits = functional_call(model, p, (xi.unsqueeze(0),))
             return nn.functional.cross_entropy(logits, yi.unsqueeze(0))
 
         grads = vmap(grad(sample_loss), in_dims=(None, 0, 0))(params, x, y)  # per-sample gradients
