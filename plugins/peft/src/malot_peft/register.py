@@ -5,5 +5,8 @@ plain list of imports, one line per tool module.
 """
 
 # ruff: noqa: F401
+import malot_peft.ladder
 import malot_peft.scalearn
+import malot_peft.sherl
 import malot_peft.unified_peft
+import malot_peft.unipt
