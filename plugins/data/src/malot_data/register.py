@@ -9,6 +9,7 @@ import malot_data.allocate_samples
 import malot_data.datm_distill
 import malot_data.distill_unlabeled
 import malot_data.dwa_synthesize
+import malot_data.idm_select
 import malot_data.prune_source
 import malot_data.select_instructions
 import malot_data.semdedup
