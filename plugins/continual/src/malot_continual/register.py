@@ -8,3 +8,4 @@ plain list of imports, one line per tool module.
 import malot_continual.consolidation
 import malot_continual.cuber
 import malot_continual.lingo
+import malot_continual.open_world
