@@ -24,4 +24,7 @@ pip install -q -e ".[dev,hf,retrieval,serve,ray,plot,leandojo,mcp]"
 for plugin in plugins/*/; do
   [ -f "$plugin/pyproject.toml" ] && pip install -q -e "$plugin"
 done
+# granite-tsfm (TinyTimeMixer, for the domains plugin) pins torch<2.12 and scikit-learn<1.8 in its metadata but runs
+# on torch 2.13; install it without its pins (its real needs are the domains plugin's dependencies)
+pip install -q --no-deps "granite-tsfm==0.3.11"
 echo "installed into $VENV"
