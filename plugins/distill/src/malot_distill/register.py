@@ -4,6 +4,7 @@ Importing it imports every tool module; each registers its tools with the ``@too
 """
 
 # ruff: noqa: F401
+import malot_distill.class_relation_kd
 import malot_distill.distill_pool
 import malot_distill.knowledge_transfer
 import malot_distill.meta_dmoe
