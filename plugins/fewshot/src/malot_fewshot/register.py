@@ -8,4 +8,5 @@ plain list of imports, one line per tool module.
 import malot_fewshot.aggregate
 import malot_fewshot.latent_label_shift
 import malot_fewshot.llp_bp
+import malot_fewshot.pretrain_erm
 import malot_fewshot.transductive
