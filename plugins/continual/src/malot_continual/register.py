@@ -9,3 +9,4 @@ import malot_continual.consolidation
 import malot_continual.cuber
 import malot_continual.lingo
 import malot_continual.open_world
+import malot_continual.stream

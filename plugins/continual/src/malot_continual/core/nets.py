@@ -38,6 +38,12 @@ class MultiHeadMLP(nn.Module):
         """The body's linear layers, input side first."""
         return [m for m in self.body if isinstance(m, nn.Linear)]
 
+    def head_linear(self, index: int = 0) -> nn.Linear:
+        """Head ``index`` as a linear layer."""
+        head = self.heads[index]
+        assert isinstance(head, nn.Linear)
+        return head
+
     def layer_inputs(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The input of every body linear layer for the rows ``x`` (what GPM builds its bases from)."""
         inputs = []
