@@ -74,7 +74,7 @@ def test_teacher_is_restored_and_large_rho_gives_less_similar_features(teacher) 
 def test_synthesis_loss_and_bad_input(teacher) -> None:  # type: ignore[no-untyped-def]
     model, x, y = teacher
     assert float(synthesis_loss(model, x[:30], y[:30], 0.0).detach()) == pytest.approx(
-        float(torch.nn.functional.cross_entropy(model.eval()(x[:30]), y[:30])), rel=1e-6
+        float(torch.nn.functional.cross_entropy(model.eval()(x[:30]), y[:30]).detach()), rel=1e-6
     )
     with pytest.raises(ToolError, match="BatchNorm"):
         synthesis_loss(make_mlp(6, 3, 8), x[:4], y[:4], 0.1)

@@ -12,4 +12,5 @@ import malot_data.dwa_synthesize
 import malot_data.idm_select
 import malot_data.prune_source
 import malot_data.select_instructions
+import malot_data.select_subset
 import malot_data.semdedup
