@@ -9,3 +9,4 @@ import malot_distill.distill_pool
 import malot_distill.knowledge_transfer
 import malot_distill.meta_dmoe
 import malot_distill.robustify
+import malot_distill.sla
