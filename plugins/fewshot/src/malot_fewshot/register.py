@@ -9,4 +9,5 @@ import malot_fewshot.aggregate
 import malot_fewshot.latent_label_shift
 import malot_fewshot.llp_bp
 import malot_fewshot.pretrain_erm
+import malot_fewshot.tmv_hlp
 import malot_fewshot.transductive
