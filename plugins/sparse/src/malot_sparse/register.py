@@ -5,6 +5,7 @@ plain list of imports, one line per tool module.
 """
 
 # ruff: noqa: F401
+import malot_sparse.das
 import malot_sparse.lottery
 import malot_sparse.maskllm
 import malot_sparse.n2n
