@@ -7,6 +7,7 @@ plain list of imports, one line per tool module.
 # ruff: noqa: F401
 import malot_continual.consolidation
 import malot_continual.cuber
+import malot_continual.laf
 import malot_continual.lingo
 import malot_continual.open_world
 import malot_continual.stream

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MultiHeadMLP"]
+__all__ = ["MultiHeadMLP", "SmallVAE"]
 
 
 class MultiHeadMLP(nn.Module):
@@ -63,3 +63,13 @@ class MultiHeadMLP(nn.Module):
         """Logits of head ``head``."""
         out: torch.Tensor = self.heads[head](self.body(x))
         return out
+
+
+class SmallVAE(nn.Module):
+    """A two-layer Gaussian VAE over representation rows: ``enc`` gives ``[μ, log σ²]``, ``dec`` maps ``z`` back."""
+
+    def __init__(self, dim: int, latent: int) -> None:
+        super().__init__()
+        width = max(2 * latent, dim)
+        self.enc = nn.Sequential(nn.Linear(dim, width), nn.ReLU(), nn.Linear(width, 2 * latent))
+        self.dec = nn.Sequential(nn.Linear(latent, width), nn.ReLU(), nn.Linear(width, dim))
