@@ -60,6 +60,8 @@ def test_probe_and_prompt_adapt_a_frozen_source_and_leave_it_unchanged() -> None
     lp = linear_probe(model, x[:300], target[:300], x[300:], target[300:], classes=2, steps=100)
     vp = input_prompt(model, x[:300, :6], target[:300], x[300:, :6], target[300:], classes=2, steps=100)
     assert lp.accuracy > 0.8 and vp.accuracy > 0.6
+    padded = linear_probe(model, x[:300, :6], target[:300], x[300:, :6], target[300:], classes=2, steps=100)
+    assert padded.probs.shape == (100, 2)  # fewer target features are zero-padded into the source input
     assert 0.0 <= lp.ece <= 1.0 and 0.0 <= vp.ece <= 1.0
     assert torch.allclose(lp.probs.sum(dim=1), torch.ones(100)) and vp.probs.shape == (100, 2)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -78,11 +78,18 @@ def linear_probe(
     seed: int = 0,
     bins: int = 15,
 ) -> ReprogramResult:
-    """LP: train a fresh linear head on the frozen model's penultimate features; score on the test split."""
+    """LP: train a fresh linear head on the frozen model's penultimate features; score on the test split.
+
+    Target inputs with fewer features than the source takes are zero-padded (the same placement input prompting
+    uses, without the prompt).
+    """
     import torch
     import torch.nn.functional as F
 
-    features, test_features = _features(model, x), _features(model, x_test)
+    from malot_sparse.core.mlp import linear_layers
+
+    width = linear_layers(model)[0].in_features
+    features, test_features = _features(model, _pad(x, width)), _features(model, _pad(x_test, width))
     torch.manual_seed(seed)
     head = torch.nn.Linear(features.shape[1], classes)
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
@@ -221,7 +228,7 @@ class ReprogramTicketOutput(BaseModel):
 def reprogram_ticket(args: ReprogramTicketInput) -> ReprogramTicketOutput:
     """Adapt a frozen dense or sparse (lottery-ticket) source model to a target task by linear probing and/or input
     prompting (model reprogramming); report test accuracy and expected calibration error of each."""
-    from malot_sparse.core.mlp import linear_layers, load_mlp, load_xy, split
+    from malot_sparse.core.mlp import load_mlp, load_xy, split
 
     model, masks, _ = load_mlp(args.source)
     x, y = load_xy(args.data)
@@ -232,9 +239,6 @@ def reprogram_ticket(args: ReprogramTicketInput) -> ReprogramTicketOutput:
     scores: dict[str, MethodScore] = {}
     for method in args.methods:
         if method == "linear_probe":
-            width = linear_layers(model)[0].in_features
-            if x.shape[1] != width:
-                raise ToolError(f"target inputs have {x.shape[1]} features, the source model takes {width}")
             result = linear_probe(
                 model,
                 x_train,
