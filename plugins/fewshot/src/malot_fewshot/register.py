@@ -7,6 +7,7 @@ plain list of imports, one line per tool module.
 # ruff: noqa: F401
 import malot_fewshot.aggregate
 import malot_fewshot.kg_zero_shot
+import malot_fewshot.laso
 import malot_fewshot.latent_label_shift
 import malot_fewshot.llp_bp
 import malot_fewshot.pretrain_erm
