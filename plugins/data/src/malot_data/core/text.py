@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from malot.errors import ToolError
 
@@ -41,10 +42,14 @@ def read_records(path: str | Path, fields: Sequence[str], id_field: str | None =
     return texts, ids
 
 
-def embed_texts(texts: Sequence[str], model: str | None = None, batch_size: int = 32) -> NDArray[np.float32]:
-    """Unit-length sentence embeddings (default: malot's offline MiniLM, all-MiniLM-L6-v2)."""
+@functools.lru_cache(maxsize=2)
+def _encoder(model: str | None, batch_size: int) -> Any:
     from malot.retrieval.encoders import SentenceEncoder
 
-    encoder = SentenceEncoder(model, batch_size=batch_size)
-    out: NDArray[np.float32] = encoder.encode(list(texts))
+    return SentenceEncoder(model, batch_size=batch_size)
+
+
+def embed_texts(texts: Sequence[str], model: str | None = None, batch_size: int = 32) -> NDArray[np.float32]:
+    """Unit-length sentence embeddings (default: malot's offline MiniLM, all-MiniLM-L6-v2; loaded once per process)."""
+    out: NDArray[np.float32] = _encoder(model, batch_size).encode(list(texts))
     return out
