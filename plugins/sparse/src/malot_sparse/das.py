@@ -310,9 +310,7 @@ def das_skip(args: DasSkipInput) -> DasSkipOutput:
     finetune_adapters(blocks, fresh, found.skip, loss_fn, steps=args.finetune_steps, lr=args.lr)
     with skipping(blocks, fresh, found.skip):
         after = eval_loss()
-    dense_time = _forward_seconds(model, held_out)
-    with skipping(blocks, fresh, found.skip):
-        skipped_time = _forward_seconds(model, held_out)
+    dense_time, skipped_time = _paired_forward_seconds(model, blocks, fresh, found.skip, held_out)
     removed = sum(p.numel() for i in found.skip for p in blocks[i].parameters())
     adapter_params = sum(p.numel() for i in found.skip for p in fresh[i].parameters())
     out = Path(args.out)
@@ -365,18 +363,28 @@ def load_das_model(folder: str | Path) -> tuple[nn.Module, Any]:
     return model, tokenizer
 
 
-def _forward_seconds(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor], repeats: int = 5) -> float:
-    """Median wall time of a forward pass on ``batch`` (after one warm-up)."""
+def _paired_forward_seconds(
+    model: nn.Module,
+    blocks: nn.ModuleList,
+    adapters: nn.ModuleList,
+    skip: Sequence[int],
+    batch: tuple[torch.Tensor, torch.Tensor],
+    repeats: int = 7,
+) -> tuple[float, float]:
+    """Median forward wall time of the dense and the skipped model, measured alternately after two warm-ups each."""
     import statistics
 
     import torch
 
     ids, mask = batch
-    times = []
+    dense: list[float] = []
+    skipped: list[float] = []
     with torch.no_grad():
-        model(input_ids=ids, attention_mask=mask)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(input_ids=ids, attention_mask=mask)
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for index in range(repeats + 2):
+            for times, skip_set in ((dense, ()), (skipped, skip)):
+                with skipping(blocks, adapters, skip_set):
+                    start = time.perf_counter()
+                    model(input_ids=ids, attention_mask=mask)
+                    if index >= 2:
+                        times.append(time.perf_counter() - start)
+    return statistics.median(dense), statistics.median(skipped)
