@@ -6,8 +6,9 @@ source model predicts most on the target) or feature mapping (k-means pseudo-cla
 and report no loss of downstream accuracy against the full source set and a gain over random pruning. Synthetic
 reproduction: 20 source classes are Gaussian clusters seen through a fixed random non-linear map into 32-d; the
 target task has 4 classes whose clusters are perturbations of source classes 0–3, with only 2 labelled samples per
-class (a first run with 5 was saturated — every arm, even no pre-training, at ≥ 0.92 — so we lowered it once). A model pre-trained on the full source set acts as the source model for the mapping; then an MLP is
-pre-trained (same steps for every source subset) on (a) the full set, (b) DP4TL-LM, (c) DP4TL-FM and (d) random
+class (a first run with 5 was saturated — every arm, even no pre-training, at ≥ 0.92 — so we lowered it once).
+A model pre-trained on the full source set acts as the source model for the mapping; then an MLP is pre-trained
+(same steps for every source subset) on (a) the full set, (b) DP4TL-LM, (c) DP4TL-FM and (d) random
 subsets keeping 20 % of the source, and (e) no pre-training; each is fine-tuned on the few target samples and tested
 on held-out target data.
 
@@ -93,8 +94,9 @@ def one_seed(seed: int, keep: float, steps: int) -> dict[str, Any]:
 
 def main() -> None:
     """Run the seeds and write the figures."""
-    args = benchmark_args(__doc__, default_out="plugins/data/benchmarks/results/prune_source_claim.json",
-                          seeds=5, quick_seeds=2)
+    args = benchmark_args(
+        __doc__, default_out="plugins/data/benchmarks/results/prune_source_claim.json", seeds=5, quick_seeds=2
+    )
     steps = 300 if args.quick else 600
     keep = 0.2
     runs = [one_seed(seed, keep, steps) for seed in args.seed_list]
