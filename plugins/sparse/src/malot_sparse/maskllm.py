@@ -311,7 +311,7 @@ class LearnNmMaskInput(BaseModel):
     n: int = Field(default=2, gt=0, description="non-zeros kept per group")
     m: int = Field(default=4, gt=0, le=16, description="group size along the input dimension")
     steps: int = Field(default=50, ge=0, description="mask-learning steps (0 returns the prior mask)")
-    lr: float = Field(default=0.05, gt=0, description="learning rate of the mask logits")
+    lr: float = Field(default=0.1, gt=0, description="learning rate of the mask logits")
     prior: Prior = Field(default="magnitude", description="one-shot prior mask: magnitude, sparsegpt or none")
     prior_strength: float = Field(default=3.0, ge=0, description="α of the prior initialisation π = α⟨S_i, M₀⟩")
     logit_scale: float = Field(default=1.0, gt=0, description="κ, the scale of the logits in the Gumbel-softmax")
