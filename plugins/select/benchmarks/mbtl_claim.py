@@ -54,7 +54,7 @@ def run(seed: int, quick: bool, budget: int) -> dict[str, object]:
         "mbtl": curve(mbtl),
         "random": list(np.mean(random_curves, axis=0)),
         "evenly_spaced": [
-            generalised([int(round((i + 0.5) * n / (k + 1) - 0.5)) for i in range(k + 1)], perf, dist) / upper
+            generalised([round((i + 0.5) * n / (k + 1) - 0.5) for i in range(k + 1)], perf, dist) / upper
             for k in range(budget)
         ],
         "greedy_oracle": curve(oracle),

@@ -151,12 +151,14 @@ class OsbornCandidate(BaseModel):
 class OsbornInput(BaseModel):
     """Arguments of ``select_ensemble``."""
 
-    candidates: list[OsbornCandidate] = Field(min_length=1)
+    candidates: list[OsbornCandidate] = Field(
+        min_length=1, description="source models: name, source_features, source_labels, target_features"
+    )
     target_labels: Any = Field(description="target class labels, one per target row")
     k: int = Field(ge=1, description="ensemble size")
-    domain_weight: float = Field(1.0, ge=0)
-    entropy_weight: float = Field(1.0, ge=0)
-    cohesion_weight: float = Field(1.0, ge=0)
+    domain_weight: float = Field(1.0, ge=0, description="weight of the OT domain distance")
+    entropy_weight: float = Field(1.0, ge=0, description="weight of the OT conditional entropy")
+    cohesion_weight: float = Field(1.0, ge=0, description="weight of the agreement with the pool consensus")
 
 
 class OsbornModelTerms(BaseModel):
