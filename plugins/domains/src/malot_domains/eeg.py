@@ -75,8 +75,8 @@ def shallow_net(channels: int, samples: int, classes: int, filters: int = 16, ke
 
 
 def bandpass(x: np.ndarray, sfreq: float, l_freq: float | None, h_freq: float | None) -> np.ndarray:
-    """Band-pass ``(n, channels, samples)`` trials with MNE's FIR filter, then standardise each channel by the
-    training-free per-trial scale (so subjects with different amplitudes land on one scale)."""
+    """Band-pass ``(n, channels, samples)`` trials with MNE's FIR filter, then divide each trial by its own standard
+    deviation (no statistics shared between trials, so subjects with different amplitudes land on one scale)."""
     import mne
     import numpy as np
 
