@@ -5,6 +5,7 @@ plain list of imports, one line per tool module.
 """
 
 # ruff: noqa: F401
+import malot_continual.bt2
 import malot_continual.consolidation
 import malot_continual.cuber
 import malot_continual.laf

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["MultiHeadMLP", "SmallVAE"]
+__all__ = ["Bt2Head", "MultiHeadMLP", "SmallVAE"]
 
 
 class MultiHeadMLP(nn.Module):
@@ -73,3 +73,39 @@ class SmallVAE(nn.Module):
         width = max(2 * latent, dim)
         self.enc = nn.Sequential(nn.Linear(dim, width), nn.ReLU(), nn.Linear(width, 2 * latent))
         self.dec = nn.Sequential(nn.Linear(latent, width), nn.ReLU(), nn.Linear(width, dim))
+
+
+class Bt2Head(nn.Module):
+    """BT²'s transformation ``x ↦ B·[x; tanh(W x + b)]`` with ``B`` orthogonal (torch's ``orthogonal`` parametrisation).
+
+    ``d_new``: the new embedding's width; ``extra``: the added dimensions ψ; ``d_old``: how many leading output
+    coordinates must be compatible with the old index.
+    """
+
+    def __init__(self, d_new: int, d_old: int, extra: int) -> None:
+        super().__init__()
+        from torch.nn.utils.parametrizations import orthogonal
+
+        self.d_new, self.d_old, self.extra = d_new, d_old, extra
+        self.expand = nn.Linear(d_new, max(extra, 1))
+        basis = nn.Linear(d_new + extra, d_new + extra, bias=False)
+        nn.init.eye_(basis.weight)
+        orthogonal(basis, orthogonal_map="cayley")  # basis.weight becomes an orthogonal matrix (Cayley map: fast)
+        self.basis = basis
+
+    def widen(self, phi: torch.Tensor) -> torch.Tensor:
+        """``[φ; ψ(φ)]``."""
+        if self.extra == 0:
+            return phi
+        return torch.cat([phi, torch.tanh(self.expand(phi))], dim=-1)
+
+    def basis_matrix(self) -> torch.Tensor:
+        """The current orthonormal ``B``."""
+        with torch.no_grad():
+            weight: torch.Tensor = self.basis.weight.detach().clone()
+        return weight
+
+    def forward(self, phi: torch.Tensor) -> torch.Tensor:
+        """``B·[φ; ψ(φ)]``."""
+        out: torch.Tensor = self.basis(self.widen(phi))
+        return out
