@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from malot_continual.bt2 import Bt2Upgrade, bt2_head, bt2_upgrade, train_bt2, upgrade_index, upgraded_retriever
+from malot_continual.core.synthetic import paraphrase_corpus
 
 from malot.errors import ToolError
 from malot.retrieval.corpus import Corpus, Demonstration
@@ -63,37 +64,8 @@ def test_bad_sizes_and_pairs() -> None:
 
 
 def _corpus() -> tuple[Corpus, list[Demonstration]]:
-    subjects = [
-        "the sum of two even numbers",
-        "the product of two odd numbers",
-        "the square of a real number",
-        "the absolute value of x",
-        "the factorial of n",
-        "the greatest common divisor of a and b",
-        "a geometric series with ratio one half",
-        "the binomial coefficient n choose k",
-    ]
-    facts = {
-        "is even": "is divisible by two",
-        "is positive": "is strictly greater than zero",
-        "is bounded": "has an upper and a lower bound",
-        "is an integer": "is a whole number",
-    }
-    demos, queries = [], []
-    for s in subjects:
-        for f, p in facts.items():
-            i = len(demos)
-            demos.append(
-                Demonstration(
-                    name=f"p{i}",
-                    split="train",
-                    informal=f"Show that {s} {f}.",
-                    statement=f"theorem p{i} : True := by",
-                    proof="trivial",
-                )
-            )
-            queries.append(Demonstration(name=f"q{i}", informal=f"Prove: {s} {p}.", statement=f"theorem q{i} : True"))
-    return Corpus(demos), queries
+    corpus, queries = paraphrase_corpus()
+    return corpus, queries
 
 
 @pytest.fixture(scope="module")
