@@ -95,7 +95,8 @@ def test_lottery_ticket_tool_through_the_registry(tmp_path: Path) -> None:
     ticket, masks, extra = load_mlp(out.ticket)  # type: ignore[attr-defined]
     init, init_masks, _ = load_mlp(out.init)  # type: ignore[attr-defined]
     assert extra["rounds"] == 2 and set(masks) == {"0.weight", "2.weight"}
-    assert not torch.equal(init.state_dict()["0.weight"], ticket.state_dict()["0.weight"])  # the ticket was trained
+    trained = ticket.state_dict()
+    assert any(not torch.equal(v, trained[k]) for k, v in init.state_dict().items())  # the ticket was trained
     for name, param in ticket.named_parameters():
         if name in masks:
             assert torch.equal(masks[name], init_masks[name])
