@@ -114,8 +114,15 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
             with torch.no_grad():
                 return float((net(x_test).argmax(1) == y_test).float().mean())
 
-    bandit = skip_bandit(model.blocks, make_adapters(BLOCKS, WIDTH, 8, seed), make_loss(model), k=K,
-                         rounds=60 if quick else 120, adapter_lr=2e-3, seed=seed)  # fmt: skip
+    bandit = skip_bandit(
+        model.blocks,
+        make_adapters(BLOCKS, WIDTH, 8, seed),
+        make_loss(model),
+        k=K,
+        rounds=60 if quick else 120,
+        adapter_lr=2e-3,
+        seed=seed,
+    )
     identity = make_adapters(BLOCKS, WIDTH, 0)
     single: list[float] = []
     for i in range(BLOCKS):

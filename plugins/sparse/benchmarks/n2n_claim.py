@@ -47,15 +47,25 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
     teacher = build_mlp(DIM, WIDTHS, CLASSES)
     train_classifier(teacher, x_fit, y_fit, steps=800, lr=2e-3, seed=seed)
     updates, rollouts, student_steps = (3, 4, 120) if quick else (10, 5, 250)
-    result = n2n(teacher, x_fit, y_fit, x_val, y_val, removal_updates=updates, shrink_updates=updates,
-                 rollouts=rollouts, ratios=RATIOS, student_steps=student_steps, seed=seed)  # fmt: skip
+    result = n2n(
+        teacher,
+        x_fit,
+        y_fit,
+        x_val,
+        y_val,
+        removal_updates=updates,
+        shrink_updates=updates,
+        rollouts=rollouts,
+        ratios=RATIOS,
+        student_steps=student_steps,
+        seed=seed,
+    )
     teacher_params = sum(p.numel() for p in teacher.parameters())
     teacher_val = accuracy(teacher, x_val, y_val)
 
     def score(student: torch.nn.Sequential) -> tuple[float, torch.nn.Sequential]:
         torch.manual_seed(seed)
-        train_classifier(student, x_fit, y_fit, steps=student_steps, lr=2e-3, seed=seed, teacher=teacher,
-                         kd_weight=0.9)  # fmt: skip
+        train_classifier(student, x_fit, y_fit, steps=student_steps, lr=2e-3, seed=seed, teacher=teacher, kd_weight=0.9)
         params = sum(p.numel() for p in student.parameters())
         return n2n_reward(params, teacher_params, accuracy(student, x_val, y_val), teacher_val), student
 
@@ -64,8 +74,9 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
     for _ in range(2 * updates * rollouts):
         keep = [True] + [bool(torch.rand(1, generator=rng) < 0.5) for _ in WIDTHS[1:]]
         student = drop_hidden_layers(teacher, keep)
-        widths = [max(1, round(w * RATIOS[int(torch.randint(len(RATIOS), (1,), generator=rng))]))
-                  for w in mlp_widths(student)]  # fmt: skip
+        widths = [
+            max(1, round(w * RATIOS[int(torch.randint(len(RATIOS), (1,), generator=rng))])) for w in mlp_widths(student)
+        ]
         best_random = max(best_random, score(shrink_widths(student, widths))[0])
     uniform_reward, _ = score(shrink_widths(teacher, [w // 2 for w in WIDTHS]))
     torch.manual_seed(seed + 5)
@@ -91,8 +102,15 @@ def main() -> None:
     args = benchmark_args(__doc__, default_out="n2n_claim.json", seeds=4, quick_seeds=1)
     start = time.perf_counter()
     runs = [_run(seed, args.quick) for seed in args.seed_list]
-    keys = ["n2n_reward", "random_search_reward", "uniform_half_reward", "n2n_compression", "n2n_acc_ratio",
-            "small_scratch_acc_ratio", "teacher_test_acc"]  # fmt: skip
+    keys = [
+        "n2n_reward",
+        "random_search_reward",
+        "uniform_half_reward",
+        "n2n_compression",
+        "n2n_acc_ratio",
+        "small_scratch_acc_ratio",
+        "teacher_test_acc",
+    ]
 
     def mean(key: str) -> float:
         return statistics.mean(r[key] for r in runs)

@@ -75,10 +75,19 @@ def _run(seed: int, quick: bool) -> dict[str, Any]:
     for target, (x, y) in targets.items():
         for label, model in models.items():
             x_full = x if x.shape[1] == DIM else torch.nn.functional.pad(x, (0, DIM - x.shape[1]))
-            lp = linear_probe(model, x_full[:800], y[:800], x_full[800:], y[800:], classes=TARGET_CLASSES,
-                              steps=adapt_steps, seed=seed)  # fmt: skip
-            vp = input_prompt(model, x[:800], y[:800], x[800:], y[800:], classes=TARGET_CLASSES,
-                              steps=adapt_steps, seed=seed)  # fmt: skip
+            lp = linear_probe(
+                model,
+                x_full[:800],
+                y[:800],
+                x_full[800:],
+                y[800:],
+                classes=TARGET_CLASSES,
+                steps=adapt_steps,
+                seed=seed,
+            )
+            vp = input_prompt(
+                model, x[:800], y[:800], x[800:], y[800:], classes=TARGET_CLASSES, steps=adapt_steps, seed=seed
+            )
             out[f"{target}/{label}/lp_acc"], out[f"{target}/{label}/lp_ece"] = lp.accuracy, lp.ece
             out[f"{target}/{label}/vp_acc"], out[f"{target}/{label}/vp_ece"] = vp.accuracy, vp.ece
     return out

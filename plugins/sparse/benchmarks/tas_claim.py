@@ -54,9 +54,15 @@ def _run(seed: int, quick: bool, ratio: float) -> dict[str, Any]:
         torch.manual_seed(seed + 1)
         net = init if init is not None else build_mlp(DIM, widths, CLASSES)
         train_classifier(
-            net, x_train, y_train, steps=steps, lr=lr, seed=seed + 2, teacher=teacher if kd else None,
+            net,
+            x_train,
+            y_train,
+            steps=steps,
+            lr=lr,
+            seed=seed + 2,
+            teacher=teacher if kd else None,
             kd_weight=0.9 if kd else 0.0,
-        )  # fmt: skip
+        )
         return accuracy(net, x_test, y_test)
 
     uniform = min(range(1, WIDTH + 1), key=lambda w: abs(mlp_flops(DIM, [w] * LAYERS, CLASSES) - found.flops))

@@ -120,8 +120,14 @@ def test_das_skip_tool_through_the_registry(tiny_lm: Path, lm_texts: Path, tmp_p
 
     from malot.tools import get_registry
 
-    args = {"model": str(tiny_lm), "data": str(lm_texts), "out": str(tmp_path / "das"), "rounds": 6,
-            "finetune_steps": 6, "batch_size": 2}  # fmt: skip
+    args = {
+        "model": str(tiny_lm),
+        "data": str(lm_texts),
+        "out": str(tmp_path / "das"),
+        "rounds": 6,
+        "finetune_steps": 6,
+        "batch_size": 2,
+    }
     out = get_registry().run_sync("das_skip", args, isolation="inline")
     assert len(out.skipped_layers) == 1 and out.skipped_layers[0] != 0  # type: ignore[attr-defined]
     assert out.adapter_parameters < out.block_parameters_removed  # type: ignore[attr-defined]

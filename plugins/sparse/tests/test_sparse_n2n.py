@@ -62,8 +62,18 @@ def test_two_stage_search_returns_a_smaller_student_with_the_reward_of_its_compr
     torch.manual_seed(0)
     teacher = build_mlp(6, [16, 16, 16], 3)
     train_classifier(teacher, x[:200], y[:200], steps=100, lr=0.01)
-    result = n2n(teacher, x[:200], y[:200], x[200:], y[200:], removal_updates=3, shrink_updates=3, rollouts=3,
-                 student_steps=30, seed=0)  # fmt: skip
+    result = n2n(
+        teacher,
+        x[:200],
+        y[:200],
+        x[200:],
+        y[200:],
+        removal_updates=3,
+        shrink_updates=3,
+        rollouts=3,
+        student_steps=30,
+        seed=0,
+    )
     params = sum(p.numel() for p in result.student.parameters())
     teacher_params = sum(p.numel() for p in teacher.parameters())
     assert result.compression == pytest.approx(1 - params / teacher_params)
