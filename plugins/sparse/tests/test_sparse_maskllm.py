@@ -132,3 +132,23 @@ def test_learn_nm_mask_tool_writes_a_loadable_2_4_checkpoint(tiny_lm: Path, lm_t
         get_registry().run_sync("learn_nm_mask", {**args, "n": 5}, isolation="inline")
     with pytest.raises(ToolError, match="does not exist"):
         get_registry().run_sync("learn_nm_mask", {**args, "data": str(tmp_path / "none.txt")}, isolation="inline")
+
+
+def test_sparsegpt_prior_from_recorded_inputs_and_the_weight_regulariser() -> None:
+    from malot_sparse.maskllm import nm_linear_layers, record_linear_inputs
+
+    model = _mlp(2)
+    layers = nm_linear_layers(model, 4)
+    x = torch.randn(128, 8, generator=torch.Generator().manual_seed(5)) * torch.linspace(0.1, 3.0, 8)
+    calibration = record_linear_inputs(model, layers, lambda: model(x))
+    assert calibration["0"].shape == (128, 8) and calibration["2"].shape == (128, 16)
+    strong = learn_nm_masks(
+        model, _mse(model), steps=5, prior="sparsegpt", prior_strength=1000.0, calibration=calibration, apply=False
+    )
+    for name, layer in layers.items():
+        expected = saliency_nm_mask(sparsegpt_saliency(layer.weight, calibration[name]), 2, 4)
+        assert torch.equal(strong.masks[name], expected)
+    regularised = learn_nm_masks(model, _mse(model), steps=10, weight_reg=0.1, prior_strength=0.1, apply=False)
+    assert all(check_nm(mask, 2, 4) for mask in regularised.masks.values())
+    with pytest.raises(ToolError, match="calibration"):
+        learn_nm_masks(model, _mse(model), steps=1, prior="sparsegpt")
