@@ -156,3 +156,34 @@ def test_tools_run_through_the_registry(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text(json.dumps({"x": 1}) + "\n", encoding="utf-8")
     with pytest.raises(ToolError, match="lacks the field"):
         registry.run_sync("semdedup", {"texts": str(tmp_path / "bad.jsonl"), "eps": 0.1})
+
+
+@pytest.mark.slow
+def test_semdedup_on_shipped_demonstrations_removes_a_planted_near_copy(tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    import malot_data.semdedup as dedup_module
+
+    from malot.data import DEMOS_JSONL
+
+    records = [json.loads(line) for line in DEMOS_JSONL.read_text(encoding="utf-8").splitlines()[:6]]
+    copy = dict(records[2], name=records[2]["name"] + "_dup")
+    copy["formal_statement"] = copy["formal_statement"].replace(records[2]["name"], copy["name"])
+    lines = [json.dumps(r) for r in [*records, copy]]
+    (tmp_path / "demos.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    registry = ToolRegistry()
+    t = tool_of(dedup_module.semdedup)
+    assert t is not None
+    registry.register(t)
+    out = registry.run_sync(
+        "semdedup",
+        {
+            "texts": str(tmp_path / "demos.jsonl"),
+            "fields": ["formal_statement", "formal_proof"],
+            "id_field": "name",
+            "budget": 6,
+        },
+    ).model_dump()
+    assert out["kept"] == 6 and len(out["removed"]) == 1
+    removed = out["removed"][0]
+    assert {removed["id"], removed["duplicate_of_id"]} == {records[2]["name"], copy["name"]}
+    assert removed["similarity"] > 0.95
