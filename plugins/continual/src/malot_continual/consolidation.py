@@ -172,7 +172,9 @@ def consolidated_train(
 class ConsolidatedInput(BaseModel):
     """Arguments of the ``consolidated_train`` tool."""
 
-    tasks: list[str] = Field(min_length=1, description="task data in order: .npz files with x [n, d] and y [n]")
+    tasks: list[str] = Field(
+        min_length=1, description="task data in order: .npz files with x (rows × features) and y (labels)"
+    )
     out: str = Field(description="where to write the trained model (.safetensors)")
     strengths: dict[str, float] = Field(
         default={"body": 1.0},
@@ -193,7 +195,7 @@ class ConsolidatedInput(BaseModel):
 class ConsolidatedOutput(BaseModel):
     """Result of the ``consolidated_train`` tool."""
 
-    accuracy: list[list[float]] = Field(description="accuracy[i][j]: task j after learning task i")
+    accuracy: list[list[float]] = Field(description="row i, column j: accuracy on task j after learning task i")
     final_mean_accuracy: float
     forgetting: float
     max_change: dict[str, float] = Field(description="largest absolute change of each parameter over the run")

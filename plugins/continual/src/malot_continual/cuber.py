@@ -210,7 +210,7 @@ def learn_task(
 class CuberInput(BaseModel):
     """Arguments of the ``cuber_step`` tool: learn one more task of a task-incremental stream."""
 
-    task: str = Field(description="the new task's data: .npz with x [n, d] and y [n]")
+    task: str = Field(description="the new task's data: .npz with x (rows × features) and y (one label per row)")
     model: str = Field(description="model file (.safetensors); created when it does not exist yet")
     memory: str = Field(description="CUBER memory file (.safetensors); created when it does not exist yet")
     method: str = Field(default="cuber", description="cuber, gpm (nothing flagged) or sgd (no projection)")
@@ -230,7 +230,9 @@ class CuberOutput(BaseModel):
     """Result of the ``cuber_step`` tool."""
 
     task_index: int
-    flags: list[list[bool]] = Field(description="flags[layer][old task]: kept in-subspace update (backward transfer)")
+    flags: list[list[bool]] = Field(
+        description="per layer, per old task: whether it kept in-subspace update (backward transfer)"
+    )
     accuracy_new: float
     accuracy_old: list[float]
     model: str

@@ -226,7 +226,9 @@ class LingoInput(BaseModel):
 class LingoOutput(BaseModel):
     """Result of the ``lingo_head`` tool."""
 
-    accuracy: list[list[float]] = Field(description="accuracy[i][j]: task j's classes after task i (all classes)")
+    accuracy: list[list[float]] = Field(
+        description="row i, column j: accuracy on task j's classes after task i (over all classes)"
+    )
     final_mean_accuracy: float
     n_classes: int
     head: str | None
