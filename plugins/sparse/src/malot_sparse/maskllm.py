@@ -17,6 +17,7 @@ export are this module's. ``torch.nn.utils.parametrize`` applies the soft mask t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,7 @@ LossFn = Callable[["nn.Module", int], "torch.Tensor"]
 """A training objective: called with the (soft-masked) model and the step number, returns a scalar loss."""
 
 
+@functools.cache
 def _mask_logits_class() -> type[nn.Module]:
     import torch
     from torch import nn
@@ -74,13 +76,10 @@ def _mask_logits_class() -> type[nn.Module]:
             self.logits = nn.Parameter(init.clone())
             self.tau = 1.0
             self.scale = 1.0
-            self.hard = False
 
         def soft_mask(self) -> torch.Tensor:
-            """The differentiable mask ``Σ_i p_i S_i`` (hard argmax mask when ``hard`` is set)."""
+            """The differentiable mask ``Σ_i p_i S_i`` with Gumbel-softmax weights ``p_i``."""
             cands: torch.Tensor = self.candidates  # type: ignore[assignment]
-            if self.hard:
-                return cands[self.logits.argmax(dim=1)].reshape(self.shape)
             probs = torch.nn.functional.gumbel_softmax(self.logits * self.scale, tau=self.tau, hard=False, dim=1)
             return (probs @ cands).reshape(self.shape)
 
