@@ -112,7 +112,7 @@ def train_cr_kd(
     temperature: float = 1.0,
     kd_weight: float = 1.0,
     weighting: Weighting = "learned",
-    weight_lr: float = 0.1,
+    weight_lr: float = 0.05,
     noise_std: float = 0.5,
     batch_size: int = 64,
     seed: int = 0,
@@ -127,7 +127,7 @@ def train_cr_kd(
     params: dict[str, torch.Tensor] = {n: p for n, p in student.named_parameters() if p.requires_grad}
     opt = torch.optim.Adam(list(params.values()), lr=lr)
     phi = torch.zeros(3, requires_grad=True)  # w = σ(0) = 0.5 at the start
-    phi_opt = torch.optim.SGD([phi], lr=weight_lr)
+    phi_opt = torch.optim.Adam([phi], lr=weight_lr)  # look-ahead gradients are tiny: Adam normalises them
     gen = torch.Generator().manual_seed(seed)
     lab_order = batches(x_l.shape[0], batch_size, steps, seed)
     unl_order = batches(x_u.shape[0], batch_size, steps, seed + 1) if x_u is not None else None

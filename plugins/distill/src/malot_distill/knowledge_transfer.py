@@ -5,7 +5,7 @@ Pretrained Model.* Plain KD from an arbitrary (possibly weaker) teacher overwrit
 The paper's KL+DP transfer instead partitions the data per sample: where the teacher is more confident in the true
 class than the *frozen initial student* (``p_t(y|x) > p_{s0}(y|x)``; unsupervised: ``max_c p_t > max_c p_{s0}``), the
 student is distilled towards the teacher; everywhere else it is distilled towards its own initial self, which keeps
-its prior knowledge. The loss per sample is ``T² · KL(q^T ‖ p_s^T)`` with ``q`` the chosen target (paper Sec. 5).
+its prior knowledge. The loss per sample is ``T² · KL(q^T ‖ p_s^T)`` with ``q`` the chosen target (the paper's KL+DP).
 
 Properties checked by the tests: the two partitions are complementary (every sample has exactly one target), and when
 the teacher equals the student the loss and its gradient are zero, so the student does not change.
