@@ -35,6 +35,7 @@ def _views(n: int, seed: int = 0) -> tuple[torch.Tensor, ...]:
     return gallery_old, query_old, query_new, train_new
 
 
+@pytest.mark.slow
 def test_basis_is_orthonormal_and_new_query_old_gallery_beats_old_old() -> None:
     gallery_old, query_old, query_new, train_new = _views(200)
     head = train_bt2(train_new, gallery_old, extra=8, epochs=60, lr=0.01, tau=0.1)
