@@ -307,7 +307,8 @@ class Bt2Output(BaseModel):
     name="bt2_upgrade",
     family="continual",
     paper=_PAPER,
-    tags=("retrieval", "backward-compatible", "embeddings", "index", "upgrade", "continual", "needs:index-dir"),
+    heavy=True,
+    tags=("retrieval", "backward-compatible", "embeddings", "index", "upgrade", "continual"),
 )
 def bt2_upgrade(args: Bt2Input) -> Bt2Output:
     """Upgrade a retrieval encoder without re-indexing (BT²): new queries search the old dense/UDR index.

@@ -206,7 +206,7 @@ class ConsolidatedOutput(BaseModel):
     name="consolidated_train",
     family="continual",
     paper=_PAPER,
-    tags=("continual", "lifelong", "consolidation", "rehearsal", "task-incremental", "needs:task-data"),
+    tags=("continual", "lifelong", "consolidation", "rehearsal", "task-incremental"),
 )
 def consolidated_train_tool(args: ConsolidatedInput) -> ConsolidatedOutput:
     """Learn a sequence of tasks keeping old skills: group-wise consolidation b_g‖w−w_old‖², task heads, rehearsal.

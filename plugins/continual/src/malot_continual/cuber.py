@@ -243,7 +243,7 @@ class CuberOutput(BaseModel):
     name="cuber_step",
     family="continual",
     paper=_PAPER,
-    tags=("continual", "task-incremental", "gradient-projection", "backward-transfer", "needs:task-data"),
+    tags=("continual", "task-incremental", "gradient-projection", "backward-transfer"),
 )
 def cuber_step(args: CuberInput) -> CuberOutput:
     """Learn one new task with CUBER: GPM gradient projection that keeps updates helping correlated old tasks.

@@ -210,7 +210,7 @@ class LafOutput(BaseModel):
     name="laf_unlearn",
     family="continual",
     paper=_PAPER,
-    tags=("unlearning", "forgetting", "label-free", "privacy", "contamination", "needs:forget-set"),
+    tags=("continual", "unlearning", "forgetting", "label-free", "privacy", "contamination"),
 )
 def laf_unlearn_tool(args: LafInput) -> LafOutput:
     """Unlearn examples without their labels (LAF): two VAEs move the extractor, contrastive alignment keeps the rest.

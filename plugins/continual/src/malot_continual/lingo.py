@@ -238,7 +238,8 @@ class LingoOutput(BaseModel):
     name="lingo_head",
     family="continual",
     paper=_PAPER,
-    tags=("continual", "class-incremental", "language", "embeddings", "frozen-classifier", "needs:class-names"),
+    heavy=True,
+    tags=("continual", "class-incremental", "language", "embeddings", "frozen-classifier"),
 )
 def lingo_head(args: LingoInput) -> LingoOutput:
     """Class-incremental learning with a frozen classifier made of the class names' sentence embeddings (LingoCL).

@@ -247,7 +247,7 @@ class OpenWorldOutput(BaseModel):
     name="open_world_loop",
     family="continual",
     paper=_PAPER,
-    tags=("continual", "open-world", "open-set", "novelty-detection", "active-learning", "needs:stream", "unseen"),
+    tags=("continual", "open-world", "open-set", "novelty-detection", "active-learning", "unseen"),
 )
 def open_world_tool(args: OpenWorldInput) -> OpenWorldOutput:
     """Run the open-world loop over a stream: reject unknowns (energy score), query labels within a budget, update.

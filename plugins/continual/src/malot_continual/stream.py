@@ -217,7 +217,7 @@ class RunStreamOutput(BaseModel):
     name="run_stream",
     family="continual",
     paper=_PAPER,
-    tags=("continual", "task-stream", "transfer", "compute", "benchmark", "needs:task-data"),
+    tags=("continual", "task-stream", "transfer", "compute", "benchmark"),
 )
 def run_stream_tool(args: RunStreamInput) -> RunStreamOutput:
     """Run a NEVIS'22-style task stream: per-task validation model selection, test error vs cumulative FLOPs."""
