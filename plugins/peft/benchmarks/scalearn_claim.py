@@ -5,11 +5,11 @@ AdapterFusion's target-task scores while training orders of magnitude fewer comb
 the target's own single-task adapter. Toy reproduction with the paper's two-stage protocol: a TinyTransformer
 pre-trained on ``most`` (``peft_common.py``); stage 1 trains one sequential FFN adapter (r=8, make_peft) per task
 -- three source tasks (``pair``, ``parity``, ``ends``; 2,048 examples each) and the target task ``gt23`` (is key 2
-more frequent than key 3?) on its only 128 labelled sequences -- and saves them; stage 2 learns the combination of
-all four frozen adapters on the same 128 target sequences. Every stage-2 method trains a new task head plus its own
-parameters, same steps and learning rate. Baselines in the same run: head only (the simple baseline), the target's
-own adapter (ST-A), the plain average of the adapters, AdapterFusion, and the best single adapter (chosen by *test*
-accuracy: an oracle upper bound for picking one).
+more frequent than key 3?) on its only 128 labelled sequences (``--train-size``) -- and saves them; stage 2 learns
+the combination of all four frozen adapters on the same target sequences. Every stage-2 method trains a new task head
+plus its own parameters, same steps and learning rate. Baselines in the same run: head only (the simple baseline),
+the target's own adapter (ST-A), the plain average of the adapters, AdapterFusion, and the best single adapter
+(chosen by *test* accuracy: an oracle upper bound for picking one).
 
 Changed after a first run (said so in the README): the first design left the target's own adapter out of the
 sources; there ScaLearn (0.88) lost to AdapterFusion (0.96) and to a new target adapter (1.00) in quick mode. The
@@ -55,7 +55,7 @@ def _target_split(n: int, g: torch.Generator) -> Split:
     return Split(x, (counts[:, 2] > counts[:, 3]).long())
 
 
-def _run(seed: int, quick: bool) -> dict[str, float]:
+def _run(seed: int, quick: bool, n_train: int) -> dict[str, float]:
     from malot_peft.core.apply import PeftSpec, apply_peft, save_adapter
     from malot_peft.scalearn import scalearn_model
 
@@ -64,7 +64,7 @@ def _run(seed: int, quick: bool) -> dict[str, float]:
     g = torch.Generator().manual_seed(seed + 1)
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        train_set, test_set = _target_split(128, g), _target_split(2048, g)
+        train_set, test_set = _target_split(n_train, g), _target_split(2048, g)
         scratch = fresh_head(backbone, 2, seed)
         torch.manual_seed(seed + 20)
         handle = apply_peft(scratch, PeftSpec(form="adapter", r=8))
@@ -112,9 +112,15 @@ def _run(seed: int, quick: bool) -> dict[str, float]:
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    args = benchmark_args(__doc__, default_out="scalearn_claim.json", seeds=5, quick_seeds=2)
+    args = benchmark_args(
+        __doc__,
+        default_out="scalearn_claim.json",
+        seeds=5,
+        quick_seeds=2,
+        extra=[(["--train-size"], {"type": int, "default": 128, "help": "labelled target examples"})],
+    )
     start = time.perf_counter()
-    runs = [_run(seed, args.quick) for seed in args.seed_list]
+    runs = [_run(seed, args.quick, args.train_size) for seed in args.seed_list]
     stats = {k: summarize([r[k] for r in runs]) for k in runs[0]}
     methods = ["head_only", "target_adapter", "best_single_source_oracle", *MODES]
     claims = {
@@ -138,7 +144,9 @@ def main() -> None:
             "combination_params": {m: stats[f"{m}_params"]["mean"] for m in MODES},
             "runs": runs,
             "seconds": time.perf_counter() - start,
-            "setup": "adapters (sequential FFN r=8) for pair/parity/ends and the target gt23 (128 examples); "
+            "train_size": args.train_size,
+            "setup": "adapters (sequential FFN r=8) for pair/parity/ends and the target gt23 "
+            f"({args.train_size} examples); "
             f"lr {LR_NEW} for every method; new head trained with every method",
         },
     )

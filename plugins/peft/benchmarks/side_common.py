@@ -1,6 +1,7 @@
 """Shared runner of the memory-efficient transfer benchmarks (LST, UniPT, SHERL); not a benchmark itself.
 
-Accuracy: a TinyTransformer pre-trained on ``most`` is adapted to ``least`` from 512 sequences (``peft_common.py``);
+Accuracy: a TinyTransformer pre-trained on ``most`` is adapted to ``least`` from 512 sequences (``--train-size``;
+``peft_common.py``);
 every method trains a new head plus its own parameters for the same steps. Memory, two ways:
 
 * *accounted*: on one batch of 64, the bytes autograd saves for backward (parameters excluded) plus gradients and
@@ -67,14 +68,14 @@ def build(
     return forward, [*own, *head]
 
 
-def run_accuracy(methods: tuple[str, ...], seed: int, quick: bool) -> dict[str, float]:
+def run_accuracy(methods: tuple[str, ...], seed: int, quick: bool, n_train: int = 512) -> dict[str, float]:
     """Held-out accuracy, trainable parameters and accounted training memory of each method, one seed."""
     from malot_peft.core.side import training_memory_bytes
 
     pre_steps, steps = (150, 80) if quick else (600, 300)
     backbone = pretrained_backbone(seed, pre_steps)
     g = torch.Generator().manual_seed(seed + 1)
-    train_set, test_set = make_split("least", 512, g), make_split("least", 2048, g)
+    train_set, test_set = make_split("least", n_train, g), make_split("least", 2048, g)
     probe = make_split("least", 64, g)
     out: dict[str, float] = {}
     for method in methods:
@@ -153,9 +154,15 @@ def run_benchmark(
 
     from malot.benchmarking import benchmark_args, summarize, write_result
 
-    args = benchmark_args(doc, default_out=f"{name}.json", seeds=5, quick_seeds=2)
+    args = benchmark_args(
+        doc,
+        default_out=f"{name}.json",
+        seeds=5,
+        quick_seeds=2,
+        extra=[(["--train-size"], {"type": int, "default": 512, "help": "labelled target examples"})],
+    )
     start = time.perf_counter()
-    runs = [run_accuracy(methods, seed, args.quick) for seed in args.seed_list]
+    runs = [run_accuracy(methods, seed, args.quick, args.train_size) for seed in args.seed_list]
     stats = {k: summarize([r[k] for r in runs]) for k in runs[0]}
     claim_stats = {k: summarize([fn(r) for r in runs]) for k, fn in claims.items()}
     rss = {m: peak_rss_mb(m, args.quick) for m in rss_methods}
@@ -183,7 +190,9 @@ def run_benchmark(
             + ("d=128 L=4 n=64 batch 16" if args.quick else "d=256 L=6 n=128 batch 32"),
             "runs": runs,
             "seconds": time.perf_counter() - start,
-            "setup": "TinyTransformer d=32 L=3 pre-trained on 'most'; target 'least' from 512 examples; "
+            "train_size": args.train_size,
+            "setup": "TinyTransformer d=32 L=3 pre-trained on 'most'; "
+            f"target 'least' from {args.train_size} examples; "
             f"lr new modules {LR_NEW}, full FT {LR_FULL}; side width d/4; same steps for all",
         },
     )

@@ -4,9 +4,10 @@ He et al. (ICLR 2022) find, at matched parameter budgets: (1) parallel insertion
 modifying the FFN beats modifying attention (LoRA/prefix at attention vs adapters at the FFN) once the budget is not
 tiny; (3) a scaled parallel adapter (``s = 4``) beats ``s = 1``; (4) MAM (prefix at attention + scaled parallel
 adapter at the FFN) is the best combination. Toy reproduction: a TinyTransformer pre-trained on the ``most`` task
-(see ``peft_common.py``) is adapted to the ``least`` task from 512 labelled sequences. Every PEFT method trains its
-own modules plus a new task head for the same steps and learning rate; budgets are matched near 2.1-2.3k parameters
-(LoRA r=8 at W_q, W_v; adapters r=16 at the FFN; prefix 12 vectors per layer; MAM prefix 4 + PA r=12).
+(see ``peft_common.py``) is adapted to the ``least`` task from 512 labelled sequences (``--train-size``). Every PEFT
+method trains its own modules plus a new task head for the same steps and learning rate; budgets are matched within
+2.3k-3.2k parameters (LoRA r=8 at W_q, W_v; adapters r=16 at the FFN; prefix 12 vectors per layer; MAM prefix 4 +
+PA r=12).
 Baselines in the same run: head only (linear probe on the frozen model, the simple baseline) and full fine-tuning.
 
     python plugins/peft/benchmarks/unified_peft_claim.py --quick --out unified_peft_claim.json
@@ -45,14 +46,14 @@ SPECS: dict[str, dict[str, Any]] = {
 }
 
 
-def _run(seed: int, quick: bool) -> dict[str, float]:
+def _run(seed: int, quick: bool, n_train: int) -> dict[str, float]:
     import torch
     from malot_peft.core.apply import PeftSpec, apply_peft
 
     pre_steps, steps = (150, 80) if quick else (600, 300)
     backbone = pretrained_backbone(seed, pre_steps)
     g = torch.Generator().manual_seed(seed + 1)
-    train_set, test_set = make_split("least", 512, g), make_split("least", 2048, g)
+    train_set, test_set = make_split("least", n_train, g), make_split("least", 2048, g)
     classes = CLASSES["least"]
     out: dict[str, float] = {}
 
@@ -81,9 +82,15 @@ def _run(seed: int, quick: bool) -> dict[str, float]:
 
 def main() -> None:
     """Run the benchmark and write one JSON object."""
-    args = benchmark_args(__doc__, default_out="unified_peft_claim.json", seeds=5, quick_seeds=2)
+    args = benchmark_args(
+        __doc__,
+        default_out="unified_peft_claim.json",
+        seeds=5,
+        quick_seeds=2,
+        extra=[(["--train-size"], {"type": int, "default": 512, "help": "labelled target examples"})],
+    )
     start = time.perf_counter()
-    runs = [_run(seed, args.quick) for seed in args.seed_list]
+    runs = [_run(seed, args.quick, args.train_size) for seed in args.seed_list]
     stats = {k: summarize([r[k] for r in runs]) for k in runs[0]}
 
     def m(key: str) -> float:
@@ -116,7 +123,9 @@ def main() -> None:
             "trainable_params_excluding_head": {k: m(f"{k}_params") for k in SPECS},
             "runs": runs,
             "seconds": time.perf_counter() - start,
-            "setup": "TinyTransformer d=32 L=3 pre-trained on 'most'; target 'least' from 512 examples; "
+            "train_size": args.train_size,
+            "setup": "TinyTransformer d=32 L=3 pre-trained on 'most'; "
+            f"target 'least' from {args.train_size} examples; "
             f"lr new modules {LR_NEW}, full FT {LR_FULL}; same steps for all",
         },
     )

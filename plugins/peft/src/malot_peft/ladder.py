@@ -115,7 +115,7 @@ class LadderOutput(BaseModel):
     name="ladder_side_tune",
     family="peft",
     paper=_PAPER,
-    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning", "needs:model", "needs:texts"),
+    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning"),
     heavy=True,
 )
 def ladder_side_tune(args: LadderInput) -> LadderOutput:

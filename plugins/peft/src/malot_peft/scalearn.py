@@ -89,7 +89,7 @@ class ScaLearnOutput(BaseModel):
     name="scalearn",
     family="peft",
     paper=_PAPER,
-    tags=("peft", "adapter", "composition", "multi-task", "few-shot", "needs:adapters", "needs:texts"),
+    tags=("peft", "adapter", "composition", "multi-task", "few-shot"),
     heavy=True,
 )
 def scalearn(args: ScaLearnInput) -> ScaLearnOutput:

@@ -144,7 +144,7 @@ class SherlOutput(BaseModel):
     name="sherl",
     family="peft",
     paper=_PAPER,
-    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning", "needs:model", "needs:texts"),
+    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning"),
     heavy=True,
 )
 def sherl(args: SherlInput) -> SherlOutput:

@@ -97,7 +97,7 @@ class MakePeftOutput(BaseModel):
     name="make_peft",
     family="peft",
     paper=_PAPER,
-    tags=("peft", "adapter", "lora", "prefix-tuning", "fine-tuning", "few-shot", "needs:model", "needs:texts"),
+    tags=("peft", "adapter", "lora", "prefix-tuning", "fine-tuning", "few-shot"),
     heavy=True,
 )
 def make_peft(args: MakePeftInput) -> MakePeftOutput:

@@ -124,7 +124,7 @@ class UniPTOutput(BaseModel):
     name="unipt",
     family="peft",
     paper=_PAPER,
-    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning", "needs:model", "needs:texts"),
+    tags=("peft", "memory-efficient", "side-tuning", "fine-tuning"),
     heavy=True,
 )
 def unipt(args: UniPTInput) -> UniPTOutput:
