@@ -100,12 +100,24 @@ def test_unipt_confidences_sum_to_one_over_layers() -> None:
     torch.testing.assert_close(conf.sum(0), torch.ones_like(conf[0]))
 
 
+def test_unipt_interaction_is_the_l1_normalised_relu_attention_plus_identity() -> None:
+    side = unipt_network(layered(_tiny()), reduction=4)
+    anchor, feats = torch.randn(1, 3, 4), torch.randn(1, 3, 4)
+    sim = torch.relu(anchor @ feats.transpose(-1, -2))
+    expected = (sim / sim.sum(-1, keepdim=True).clamp_min(1e-8) + torch.eye(3)) @ feats  # an all-zero row stays 0
+    torch.testing.assert_close(side.interact(anchor, feats), expected, rtol=1e-5, atol=1e-6)
+
+
 def test_unipt_interaction_is_causal_for_language_models() -> None:
     side = unipt_network(layered(_tiny("lm")), reduction=4)
     anchor, feats = torch.randn(1, 5, 4), torch.randn(1, 5, 4)
     changed = feats.clone()
     changed[:, -1] += 10.0  # only the last position changes
     torch.testing.assert_close(side.interact(anchor, feats)[:, :-1], side.interact(anchor, changed)[:, :-1])
+    before = side.confidence(anchor, [feats, feats * 2])
+    after = side.confidence(anchor, [changed, changed * 2])
+    torch.testing.assert_close(before[:, :, :-1], after[:, :, :-1])  # running-mean pooling: no look-ahead
+    torch.testing.assert_close(before.sum(0), torch.ones_like(before[0]))
 
 
 def test_sherl_weights_sum_to_one_and_a_duplicated_layer_is_not_doubled() -> None:

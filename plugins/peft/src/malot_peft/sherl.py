@@ -4,9 +4,10 @@ Paper: *SHERL: Synthesizing High Accuracy and Efficient Memory for Resource-Limi
 Bo Wan, Xu Jia, Yunzhi Zhuge, Ying Zhang, Huchuan Lu, Long Chen). The backbone is split at layer ``L − k``.
 
 * **Early route** (no autograd): the outputs ``b_1 … b_{L−k}`` of the early layers are downsampled,
-  ``f_l = D_l(b_l)``, and merged by the *multi-tiered sensing adapter*. Its anti-redundancy weights favour layers
-  that are relevant to the deepest early state ``f_deep = f_{L−k}`` and discount layers that repeat others:
-  ``g_l = ReLU(fc(f_l ⊙ f_deep))``, ``ρ_l = Σ_m ReLU(cos(f_l, f_m))`` (``ρ_l ≥ 1``: a layer's similarity mass, itself
+  ``f_l = LN(D_l b_l)``, and merged by the *multi-tiered sensing adapter*. The deepest early state
+  ``f_deep = f_{L−k}`` guides; the shallower ones ``l < L−k`` get anti-redundancy weights that favour layers relevant
+  to ``f_deep`` and discount layers that repeat others: ``g_l = ReLU(fc(f_l ⊙ f_deep))``,
+  ``ρ_l = Σ_m ReLU(cos(f_l, f_m))`` over the shallow layers (``ρ_l ≥ 1``: a layer's similarity mass, itself
   included), ``w_l = (g_l/ρ_l) / Σ_m (g_m/ρ_m)``, so ``Σ_l w_l = 1`` and an exact duplicate of a layer splits that
   layer's weight instead of doubling it. The aggregate is ``Σ_l w_l f_l + f_deep``.
 * **Late route**: the aggregate is upsampled and added through a gate, ``h = b_{L−k} + tanh(γ)·U(agg)`` (``γ = 0``
@@ -15,7 +16,9 @@ Bo Wan, Xu Jia, Yunzhi Zhuge, Ying Zhang, Huchuan Lu, Long Chen). The backbone i
 
 What is ours: these equations are our reading of the paper (the authors' code, Paranioar/SHERL, targets vision and
 vision-language backbones); the tanh gate and the ε that keeps the weights defined when every ``g_l`` is zero are
-ours. ``late_layers=0`` is the early-route-only ablation (the aggregate is added before the readout).
+ours (the authors' code instead gates the backbone's state and replaces it with the upsampled aggregate at start).
+``late_layers=0`` is the early-route-only ablation (the aggregate is added before the readout). Written from the
+paper and a reading of the authors' code.
 """
 
 from __future__ import annotations
@@ -90,12 +93,14 @@ def sherl_network(backbone: LayeredBackbone, late_layers: int = 1, reduction: in
             self.last_weights: torch.Tensor | None = None
 
         def aggregate(self, feats: torch.Tensor) -> torch.Tensor:
-            """``Σ_l w_l f_l + f_deep`` over stacked early features ``(split, B, n, w)``."""
-            deep = feats[-1]
-            gates = torch.relu(self.relevance(feats * deep.unsqueeze(0)))
-            weights = anti_redundancy_weights(feats, gates)
+            """``Σ_l w_l f_l + f_deep`` over stacked early features ``(split, B, n, w)`` (``l`` below the deepest)."""
+            deep, shallow = feats[-1], feats[:-1]
+            if shallow.shape[0] == 0:
+                return deep
+            gates = torch.relu(self.relevance(shallow * deep.unsqueeze(0)))
+            weights = anti_redundancy_weights(shallow, gates)
             self.last_weights = weights.detach()
-            merged: torch.Tensor = (weights * feats).sum(0) + deep
+            merged: torch.Tensor = (weights * shallow).sum(0) + deep
             return merged
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
@@ -135,7 +140,7 @@ class SherlOutput(BaseModel):
     no_backbone_gradient: bool = Field(description="no backbone weight got a gradient; no early layer backpropagated")
     activation_bytes_side: int = Field(description="bytes autograd saved for one training batch (SHERL)")
     activation_bytes_full_ft: int = Field(description="the same for full fine-tuning of the backbone")
-    mean_layer_weights: list[float] = Field(description="mean anti-redundancy weight of each early layer")
+    mean_layer_weights: list[float] = Field(description="mean anti-redundancy weight of each shallow early layer")
     loss_first: float | None
     loss_last: float | None
 

@@ -2,16 +2,17 @@
 
 Paper: *UniPT: Universal Parallel Tuning for Transfer Learning with Efficient Parameter and Memory* (Haiwen Diao,
 Bo Wan, Ying Zhang, Xu Jia, Huchuan Lu, Long Chen). A lightweight network runs *in parallel* to the frozen backbone,
-which is executed without autograd. Every layer's output ``b_l`` is downsampled, ``f_l = D_l(b_l)``; the last
-layer's is the *anchor* ``a``. The **parallel interaction** module lets the anchor attend to each earlier layer with a
-ReLU similarity normalised by its L1 norm (no softmax) plus an identity path: ``m_l = a + ℓ1(ReLU(a f_lᵀ/√w)) f_l``.
-The **confidence aggregation** module scores each ``m_l`` (a linear map to one logit per token) and mixes them with a
-softmax over layers, ``c_l = softmax_l(s(m_l))``, ``Σ_l c_l = 1``. The result is upsampled and added to the
-backbone's final state, which goes through the frozen readout.
+which is executed without autograd. Every layer's output ``b_l`` is downsampled, ``f_l = LN(D_l b_l)``; the last
+layer's is the *anchor* ``a``. The **parallel interaction** module lets the anchor's tokens attend to each earlier
+layer's tokens with a ReLU similarity normalised by its L1 norm (no softmax) plus an identity path:
+``m_l = (ℓ1(ReLU(a f_lᵀ)) + I) f_l``. The **confidence aggregation** module scores each layer from the pooled anchor
+and pooled layer features, ``c_l = softmax_l(fc(ā ⊙ f̄_l))`` (``Σ_l c_l = 1``), and the output is
+``a + P(Σ_l c_l m_l)`` (``P``: linear + LayerNorm), upsampled by ``U = Linear ∘ ReLU``.
 
-What is ours: the equations above are our reading of the paper's two modules (the authors' code, Paranioar/UniPT,
-targets vision-language backbones); the upsampler is zero-initialised so training starts at the backbone's
-predictions; for causal LMs the interaction is causally masked (a token attends to earlier positions only).
+What is ours: the upsampled output is added to the backbone's final state before the frozen readout, with ``U``
+zero-initialised so training starts at the backbone's predictions (the paper's vision-language heads consume the
+output directly); for causal LMs the interaction is causally masked and the pooling is a running mean over the
+prefix, so no token sees later ones. Written from the paper and a reading of the authors' code (Paranioar/UniPT).
 """
 
 from __future__ import annotations
@@ -59,24 +60,35 @@ def unipt_network(backbone: LayeredBackbone, reduction: int = 8) -> SideModule:
             d = backbone.hidden_size
             self.downs = nn.ModuleList(nn.Sequential(nn.Linear(d, width), nn.LayerNorm(width)) for _ in range(layers))
             self.score = nn.Linear(width, 1)
-            self.up = nn.Linear(width, d)
-            nn.init.zeros_(self.up.weight)
-            nn.init.zeros_(self.up.bias)
+            self.project = nn.Sequential(nn.Linear(width, width), nn.LayerNorm(width))
+            upsample = nn.Linear(width, d)
+            nn.init.zeros_(upsample.weight)
+            nn.init.zeros_(upsample.bias)
+            self.up = nn.Sequential(nn.ReLU(), upsample)
             self.last_confidence: torch.Tensor | None = None
 
         def interact(self, anchor: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
-            """``a + ℓ1(ReLU(a fᵀ / √w)) f`` for one layer's features ``feats``."""
-            sim = torch.relu(anchor @ feats.transpose(-1, -2) / width**0.5)
+            """``(ℓ1(ReLU(a fᵀ)) + I) f`` for one layer's features ``feats``."""
+            sim = torch.relu(anchor @ feats.transpose(-1, -2))
+            n = sim.shape[-1]
             if backbone.causal:
-                n = sim.shape[-1]
                 sim = sim * torch.ones(n, n, device=sim.device).tril()
-            weights = sim / (sim.sum(-1, keepdim=True) + 1e-6)
-            merged: torch.Tensor = anchor + weights @ feats
+            weights = sim / (sim.sum(-1, keepdim=True) + 1e-8)
+            merged: torch.Tensor = weights @ feats + feats
             return merged
 
-        def confidence(self, merged: torch.Tensor) -> torch.Tensor:
-            """Softmax over layers of each merged feature's score: ``(layers-1, B, n, 1)``, summing to 1."""
-            return torch.softmax(self.score(merged), dim=0)
+        def pool(self, feats: torch.Tensor) -> torch.Tensor:
+            """Mean over tokens: a running mean over the prefix for causal models, ``(B, n, w)`` or ``(B, 1, w)``."""
+            if backbone.causal:
+                steps = torch.arange(1, feats.shape[-2] + 1, device=feats.device, dtype=feats.dtype)
+                return feats.cumsum(-2) / steps.unsqueeze(-1)
+            return feats.mean(-2, keepdim=True)
+
+        def confidence(self, anchor: torch.Tensor, layer_feats: list[torch.Tensor]) -> torch.Tensor:
+            """Softmax over layers of ``fc(ā ⊙ f̄_l)``: ``(layers-1, B, n or 1, 1)``, summing to 1 over layers."""
+            pooled = self.pool(anchor)
+            scores = torch.stack([self.score(pooled * self.pool(f)) for f in layer_feats])
+            return torch.softmax(scores, dim=0)
 
         def forward(self, ids: torch.Tensor) -> torch.Tensor:
             """Frozen backbone pass, parallel interaction, confidence aggregation, frozen readout."""
@@ -84,9 +96,10 @@ def unipt_network(backbone: LayeredBackbone, reduction: int = 8) -> SideModule:
             feats = [down(s) for down, s in zip(self.downs, states, strict=True)]
             anchor = feats[-1]
             merged = torch.stack([self.interact(anchor, f) for f in feats[:-1]])
-            conf = self.confidence(merged)
+            conf = self.confidence(anchor, feats[:-1])
             self.last_confidence = conf.detach()
-            return self.backbone.readout(states[-1] + self.up((conf * merged).sum(0)))
+            out = anchor + self.project((conf * merged).sum(0))
+            return self.backbone.readout(states[-1] + self.up(out))
 
     return UniPTNetwork()
 
