@@ -259,7 +259,17 @@ class DasSkipOutput(BaseModel):
     name="das_skip",
     family="sparse",
     paper=_PAPER,
-    tags=("sparse", "layer-skipping", "inference", "adapters", "transfer", "needs:causal-lm", "needs:texts"),
+    tags=(
+        "sparse",
+        "layer-skipping",
+        "inference",
+        "adapters",
+        "transfer",
+        "fine-tuning",
+        "unlabelled-target",
+        "needs:causal-lm",
+        "needs:texts",
+    ),
     heavy=True,
 )
 def das_skip(args: DasSkipInput) -> DasSkipOutput:

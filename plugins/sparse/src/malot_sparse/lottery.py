@@ -180,7 +180,7 @@ class LotteryTicketOutput(BaseModel):
     name="lottery_ticket",
     family="sparse",
     paper=_PAPER,
-    tags=("sparse", "pruning", "lottery-ticket", "compression", "needs:labelled-data"),
+    tags=("sparse", "pruning", "lottery-ticket", "compression", "supervised", "needs:labelled-data"),
     heavy=True,
 )
 def lottery_ticket(args: LotteryTicketInput) -> LotteryTicketOutput:

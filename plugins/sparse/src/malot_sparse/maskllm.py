@@ -347,7 +347,18 @@ class LearnNmMaskOutput(BaseModel):
     name="learn_nm_mask",
     family="sparse",
     paper=_PAPER,
-    tags=("sparse", "pruning", "2:4", "n:m", "compression", "inference", "needs:causal-lm", "needs:texts"),
+    tags=(
+        "sparse",
+        "pruning",
+        "2:4",
+        "n:m",
+        "compression",
+        "inference",
+        "post-training",
+        "unlabelled-target",
+        "needs:causal-lm",
+        "needs:texts",
+    ),
     heavy=True,
 )
 def learn_nm_mask(args: LearnNmMaskInput) -> LearnNmMaskOutput:

@@ -379,7 +379,7 @@ class N2nCompressOutput(BaseModel):
     name="n2n_compress",
     family="sparse",
     paper=_PAPER,
-    tags=("sparse", "compression", "reinforcement-learning", "distillation", "needs:labelled-data"),
+    tags=("sparse", "compression", "reinforcement-learning", "distillation", "supervised", "needs:labelled-data"),
     heavy=True,
 )
 def n2n_compress(args: N2nCompressInput) -> N2nCompressOutput:

@@ -206,7 +206,15 @@ class TasSearchOutput(BaseModel):
     name="tas_search",
     family="sparse",
     paper=_PAPER,
-    tags=("sparse", "pruning", "architecture-search", "distillation", "compression", "needs:labelled-data"),
+    tags=(
+        "sparse",
+        "pruning",
+        "architecture-search",
+        "distillation",
+        "compression",
+        "supervised",
+        "needs:labelled-data",
+    ),
     heavy=True,
 )
 def tas_search(args: TasSearchInput) -> TasSearchOutput:
