@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from malot_select.core.scores import _fda_posterior, leep, logme, logme_evidence, nleep, sfda
+from malot_select.core.scores import _fda_posterior, base_score, leep, logme, logme_evidence, nleep, sfda
 from malot_select.ped import class_overlaps, ped_dynamics, ped_score, ped_score_tool
 
 from malot.errors import ToolError
@@ -94,34 +94,36 @@ def test_ped_without_overlap_does_not_move_features_and_equals_the_base_score() 
     y = np.repeat([0, 1, 2], 20)
     x = 0.05 * rng.normal(size=(60, 3)) + 10.0 * np.eye(3)[y]
     trace = ped_dynamics(x, y, steps=10)
-    assert trace.energies == [0.0] and trace.steps == 0
+    assert trace.energies == [0.0] and trace.steps == 0 and trace.features is x
     for base in ("logme", "sfda", "nleep"):
         with_ped, _ = ped_score(x, y, base=base, steps=10)
-        without, _ = ped_score(x, y, base=base, steps=0)
-        assert with_ped == without
+        assert with_ped == base_score(base, x, y)
 
 
 def test_ped_overlap_and_energy_decrease_every_step_for_two_classes() -> None:
     rng = np.random.default_rng(5)
     y = np.repeat([0, 1], 30)
     x = rng.normal(size=(60, 4)) + 0.5 * np.eye(4)[y]
-    trace = ped_dynamics(x, y, steps=8)
+    trace = ped_dynamics(x, y, steps=8, exit_ratio=0.0)
     assert trace.energies[0] > 0
     assert all(b < a for a, b in zip(trace.energies, trace.energies[1:], strict=False))
-    # classes move rigidly: within-class offsets are unchanged (after the same standardisation)
-    z = (x - x.mean(0)) / x.std(0)
+    assert trace.steps >= 1 and len(trace.movements) == trace.steps
+    # classes move rigidly: within-class offsets are unchanged, and the class centres move apart
     for k in (0, 1):
         moved = trace.features[y == k] - trace.features[y == k].mean(0)
-        assert np.allclose(moved, z[y == k] - z[y == k].mean(0))
+        assert np.allclose(moved, x[y == k] - x[y == k].mean(0))
+    gap = np.linalg.norm(x[y == 0].mean(0) - x[y == 1].mean(0))
+    assert np.linalg.norm(trace.features[y == 0].mean(0) - trace.features[y == 1].mean(0)) > gap
 
 
 def test_ped_total_overlap_falls_for_many_classes() -> None:
     rng = np.random.default_rng(6)
     y = rng.integers(0, 5, 150)
     x = rng.normal(size=(150, 6)) + 0.4 * rng.normal(size=(5, 6))[y]
-    trace = ped_dynamics(x, y, steps=10)
-    _, before = class_overlaps((x - x.mean(0)) / x.std(0), y, 1.0)
-    _, after = class_overlaps(trace.features, y, 1.0)
+    trace = ped_dynamics(x, y, steps=10, dt=0.5, exit_ratio=0.0)
+    mean, std = x.mean(0), x.std(0)
+    _, before = class_overlaps((x - mean) / std, y, 0.6)
+    _, after = class_overlaps((trace.features - mean) / std, y, 0.6)
     assert after.sum() < before.sum()
     assert trace.energies[-1] < trace.energies[0]
 
@@ -150,6 +152,7 @@ def test_ped_tool_ranks_candidates_through_the_registry() -> None:
         ({"features": [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0]]], "labels": [0, 1]}, "1 rows but 2"),
         ({"features": [[]], "labels": []}, "empty"),
         ({"models": ["/nonexistent"]}, "labelled text set"),
+        ({"features": [[[1.0, 0.0], [0.0, 1.0]]], "labels": [0, 1], "references": []}, "0 reference matrices"),
         ({}, "needs candidates"),
     ],
 )

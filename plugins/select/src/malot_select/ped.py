@@ -1,14 +1,18 @@
 """PED (Li et al., ICCV 2023, "Exploring Model Transferability through the Lens of Potential Energy").
 
-Fine-tuning moves a pre-trained model's features; PED simulates that movement before scoring. Target features are
-standardised; each class is a ball around its centre ``cₖ`` with radius ``rₖ = n_σ · sqrt(Σ_d Var_k[d])``. Two balls
-that overlap by ``o = rᵢ + rⱼ - ‖cᵢ - cⱼ‖ > 0`` store the potential energy ``½ o²`` and repel with force ``o``
-(a unit spring); in one step of length ``dt`` the pair separates by ``min(½ o dt², o)`` along the line between the
-centres (each class moves half of it, summed over all pairs it overlaps), so a pair never passes the touching point.
-After ``steps`` steps (or as soon as nothing overlaps) the moved features are scored by a base score (LogME, SFDA or
-NLEEP, :mod:`malot_select.core.scores`). With no overlap the features do not move and PED equals the base score.
+Fine-tuning moves a pre-trained model's features; PED simulates that movement before scoring. Features are
+standardised (by the model's features of its pre-training data when given, the paper's rescaling, else by the target
+features); each class is a ball around its centre ``cₖ`` with radius ``rₖ = n_σ · sqrt(Σ_d Var_k[d])``. Two balls
+that overlap by ``o = rᵢ + rⱼ - ‖cᵢ - cⱼ‖ > 0`` hold the potential energy ``½ o²`` and repel with force ``o``; in one
+step of length ``dt`` each of the two classes moves ``min(½ o dt², o)`` away from the other along the line between
+the centres (summed over every class it overlaps). The simulation runs at most ``steps`` steps and stops early when
+nothing overlaps or when a step would move the classes less than ``exit_ratio`` times the first step did. The
+displacement is mapped back to the original scale and the moved features are scored by a base score (LogME, SFDA or
+NLEEP, :mod:`malot_select.core.scores`). With no overlap nothing moves and PED equals the base score exactly.
+Defaults (``n_σ = 0.6``, ``dt = 0.1``, at most 6 steps, exit ratio 0.5) are those of the authors' released code.
 
-The dynamics and the scoring formulas are the paper's (our reading: the whole class moves rigidly with its centre);
+The dynamics and the scoring formulas are the paper's (each class moves rigidly with its centre, as in the authors'
+code);
 linear algebra is NumPy's, NLEEP's PCA and mixture scikit-learn's. The ``ped_score`` tool also extracts features of
 Hugging Face checkpoints (mean-pooled last hidden states over a labelled text set, for example theorems labelled
 solved/unsolved) so it can rank candidate prover checkpoints.
@@ -64,10 +68,12 @@ def class_overlaps(
 
 @dataclass
 class PedResult:
-    """Moved features and the potential energy ``½ Σ_{i<j} oᵢⱼ²`` before each step and at the end."""
+    """Moved features (original scale), the potential energy ``½ Σ_{i<j} oᵢⱼ²`` before each step and after the
+    last, the total displacement of every step, and how many steps moved the features."""
 
     features: NDArray[np.float64]
     energies: list[float] = field(default_factory=list)
+    movements: list[float] = field(default_factory=list)
     steps: int = 0
 
 
@@ -75,22 +81,31 @@ def ped_dynamics(
     features: NDArray[np.float64],
     labels: NDArray[np.int64],
     *,
-    n_sigma: float = 1.0,
-    dt: float = 1.0,
-    steps: int = 10,
-    standardize: bool = True,
+    n_sigma: float = 0.6,
+    dt: float = 0.1,
+    steps: int = 6,
+    exit_ratio: float = 0.5,
+    reference: NDArray[np.float64] | None = None,
 ) -> PedResult:
-    """Run PED's class-ball repulsion on (standardised) features; see the module docstring."""
+    """Run PED's class-ball repulsion; see the module docstring.
+
+    Positions are standardised by ``reference`` (features of the model's pre-training data, the paper's rescaling)
+    or, without one, by the target features themselves. Every step each class moves ``min(½ o dt², o)`` away from
+    every class it overlaps by ``o``; the simulation stops after ``steps`` steps, when nothing overlaps, or when a
+    step moves less than ``exit_ratio`` times the first step did (that step is not applied). The displacement is
+    mapped back to the original scale, so features that never move are returned unchanged.
+    """
     import numpy as np
 
-    x = np.array(features, dtype=np.float64, copy=True)
-    if standardize:
-        x -= x.mean(axis=0)
-        std = x.std(axis=0)
-        x /= np.where(std > 0, std, 1.0)
+    x = np.asarray(features, dtype=np.float64)
+    basis = x if reference is None else np.asarray(reference, dtype=np.float64)
+    mean, std = basis.mean(axis=0), np.maximum(basis.std(axis=0), 1e-3)
+    z = (x - mean) / std
+    offset = np.zeros((int(labels.max()) + 1, x.shape[1]))
     result = PedResult(features=x)
+    first = 0.0
     for step in range(steps + 1):
-        centres, overlap = class_overlaps(x, labels, n_sigma)
+        centres, overlap = class_overlaps(z + offset[labels], labels, n_sigma)
         result.energies.append(float(0.5 * np.sum(np.triu(overlap, 1) ** 2)))
         if step == steps or not np.any(overlap > 0):
             break
@@ -103,12 +118,18 @@ def ped_dynamics(
                 direction = np.zeros_like(direction)
                 direction[0] = 1.0
                 norm = 1.0
-            shift = 0.5 * min(0.5 * o * dt * dt, o) * direction / norm
+            shift = min(0.5 * o * dt * dt, o) * direction / norm
             moves[i] += shift
             moves[j] -= shift
-        x += moves[labels]
+        movement = float(np.abs(moves).sum())
+        first = first or movement
+        if movement <= exit_ratio * first and step > 0:
+            break
+        offset += moves
+        result.movements.append(movement)
         result.steps = step + 1
-    result.features = x
+    if result.steps:
+        result.features = x + offset[labels] * std
     return result
 
 
@@ -117,14 +138,17 @@ def ped_score(
     labels: NDArray[np.int64],
     *,
     base: str = "logme",
-    n_sigma: float = 1.0,
-    dt: float = 1.0,
-    steps: int = 10,
-    standardize: bool = True,
+    n_sigma: float = 0.6,
+    dt: float = 0.1,
+    steps: int = 6,
+    exit_ratio: float = 0.5,
+    reference: NDArray[np.float64] | None = None,
     seed: int = 0,
 ) -> tuple[float, PedResult]:
     """The base score of the features after PED's dynamics, and the dynamics' trace."""
-    moved = ped_dynamics(features, labels, n_sigma=n_sigma, dt=dt, steps=steps, standardize=standardize)
+    moved = ped_dynamics(
+        features, labels, n_sigma=n_sigma, dt=dt, steps=steps, exit_ratio=exit_ratio, reference=reference
+    )
     return base_score(base, moved.features, labels, seed=seed), moved
 
 
@@ -191,9 +215,13 @@ class PedInput(BaseModel):
     label_key: str = "label"
     names: list[str] | None = Field(None, description="names of the candidates (default: model paths or model_i)")
     base: Literal["logme", "sfda", "nleep"] = "logme"
-    n_sigma: float = Field(1.0, gt=0, description="ball radius in class standard deviations")
-    dt: float = Field(1.0, gt=0, description="time step of the repulsion dynamics")
-    steps: int = Field(10, ge=0, le=1000)
+    references: list[Any] | None = Field(
+        None, description="per candidate, features of its pre-training data to standardise by (the paper's rescaling)"
+    )
+    n_sigma: float = Field(0.6, gt=0, description="ball radius in class standard deviations (authors: 0.3 or 0.6)")
+    dt: float = Field(0.1, gt=0, description="time step of the repulsion dynamics")
+    steps: int = Field(6, ge=0, le=1000, description="at most this many steps")
+    exit_ratio: float = Field(0.5, ge=0, le=1, description="stop when a step moves less than this x the first")
     max_length: int = Field(128, ge=2)
     seed: int = 0
 
@@ -249,14 +277,33 @@ def ped_score_tool(args: PedInput) -> PedOutput:
         ]
     else:
         raise ToolError("ped_score needs candidates", hint="pass features (one matrix per model) or models + texts")
+    references = None
+    if args.references is not None:
+        if len(args.references) != len(matrices):
+            raise ToolError(
+                f"got {len(args.references)} reference matrices for {len(matrices)} candidates",
+                hint="one reference per candidate, or none",
+            )
+        references = [load_matrix(r, f"references[{i}]", min_rows=2) for i, r in enumerate(args.references)]
+        for i, (r, m) in enumerate(zip(references, matrices, strict=True)):
+            if r.shape[1] != m.shape[1]:
+                raise ToolError(f"references[{i}] has {r.shape[1]} dims, its features {m.shape[1]}")
     if len(names) != len(matrices):
         raise ToolError(f"got {len(names)} names for {len(matrices)} candidates", hint="one name per candidate")
-    scores = []
-    for name, matrix in zip(names, matrices, strict=True):
+    scores: list[PedModelScore] = []
+    for index, (name, matrix) in enumerate(zip(names, matrices, strict=True)):
         value, trace = ped_score(
-            matrix, labels, base=args.base, n_sigma=args.n_sigma, dt=args.dt, steps=args.steps, seed=args.seed
+            matrix,
+            labels,
+            base=args.base,
+            n_sigma=args.n_sigma,
+            dt=args.dt,
+            steps=args.steps,
+            exit_ratio=args.exit_ratio,
+            reference=references[index] if references else None,
+            seed=args.seed,
         )
-        plain, _ = ped_score(matrix, labels, base=args.base, steps=0, seed=args.seed)  # same standardisation
+        plain = base_score(args.base, matrix, labels, seed=args.seed)
         scores.append(
             PedModelScore(
                 name=name,

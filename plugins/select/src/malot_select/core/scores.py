@@ -179,7 +179,7 @@ def _fda_posterior(
         within += priors[k] * (part.T @ part) / part.shape[0]
     if shrinkage is None:
         largest = float(np.linalg.eigvalsh(within)[-1])
-        shrinkage = float(np.exp(-5.0 * largest))  # the authors' a = 5
+        shrinkage = max(float(np.exp(-5.0 * largest)), 1e-10)  # the authors' a = 5, floored as in their code
     scale = np.trace(within) / d
     within_reg = (1.0 - shrinkage) * within + shrinkage * scale * np.eye(d)
     centred = x - x.mean(axis=0)
