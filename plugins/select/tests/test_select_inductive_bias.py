@@ -54,6 +54,15 @@ def test_the_fit_recovers_a_known_scaled_noncentral_chi_squared() -> None:
         assert np.allclose(fit.cdf(grid), true.cdf(grid), atol=0.02), method
 
 
+def test_bits_stay_finite_and_monotone_deep_in_the_noncentral_tail() -> None:
+    fit = ScaledNcx2(scale=0.01, df=3.0, nc=5.0)
+    eps = np.geomspace(1e-12, 1e-1, 40)
+    bits = inductive_bias_bits(fit, eps)
+    assert np.all(np.isfinite(bits)) and np.all(np.diff(bits) <= 1e-9)
+    # where the exact CDF is still representable the approximation is not used
+    assert bits[-1] == pytest.approx(-np.log2(fit.cdf(1e-1)), rel=1e-9)
+
+
 def test_tool_through_the_registry_reports_fitted_and_empirical_bits() -> None:
     x, y, xt, yt = _task(2)
     registry = ToolRegistry()

@@ -60,7 +60,7 @@ class ScaledNcx2:
         return np.asarray(stats.ncx2.cdf(value, self.df, self.nc), dtype=np.float64)
 
     def logcdf(self, x: NDArray[np.float64] | float) -> NDArray[np.float64]:
-        """``log P(e ≤ x)`` (accurate far in the lower tail)."""
+        """``log P(e ≤ x)``, finite far in the lower tail (Sankaran's approximation where the CDF underflows)."""
         import numpy as np
         from scipy import stats
 
@@ -68,7 +68,17 @@ class ScaledNcx2:
         if self.nc <= 0:
             return np.asarray(stats.chi2.logcdf(value, self.df), dtype=np.float64)
         with np.errstate(divide="ignore"):
-            return np.asarray(np.log(stats.ncx2.cdf(value, self.df, self.nc)), dtype=np.float64)
+            direct = np.log(stats.ncx2.cdf(value, self.df, self.nc))
+        # Far in the lower tail the CDF underflows; there Sankaran's (1963) normal approximation of
+        # (X/(k+λ))^h gives the log-probability (the authors' code falls back the same way).
+        k, lam = self.df, self.nc
+        h = 1 - 2 / 3 * (k + lam) * (k + 3 * lam) / (k + 2 * lam) ** 2
+        p = (k + 2 * lam) / (k + lam) ** 2
+        m = (h - 1) * (1 - 3 * h)
+        centre = 1 + h * p * (h - 1 - 0.5 * (2 - h) * m * p)
+        spread = h * np.sqrt(2 * p) * (1 + 0.5 * m * p)
+        z = (np.power(np.maximum(value, 0.0) / (k + lam), h) - centre) / spread
+        return np.asarray(np.where(np.isfinite(direct), direct, stats.norm.logcdf(z)), dtype=np.float64)
 
 
 def fit_scaled_ncx2(errors: NDArray[np.float64], method: str = "mle") -> ScaledNcx2:
