@@ -10,8 +10,8 @@ self-distilled N-way head, trained jointly with SLA).
 
     python plugins/distill/benchmarks/sla_claim.py --quick --out sla.json
 
-Quick mode: 1 seed, 150 steps (too short for SLA's 40-way joint task to converge: a smoke run, not the claim);
-full mode: 3 seeds, 800 steps.
+Quick mode: 2 seeds, 150 steps (too short for SLA's 40-way joint task to converge: a smoke run, not the claim);
+full mode: 5 seeds, 800 steps.
 
 Figures: test accuracy (%) of each; reproduced when ``sla_ag_acc > baseline_acc``, ``> da_acc`` and ``> mt_acc``.
 """
