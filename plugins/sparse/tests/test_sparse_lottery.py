@@ -107,5 +107,9 @@ def test_lottery_ticket_tool_through_the_registry(tmp_path: Path) -> None:
         get_registry().run_sync("lottery_ticket", {**args, "data": str(bad)}, isolation="inline")
     with pytest.raises(ToolError, match="does not exist"):
         get_registry().run_sync("lottery_ticket", {**args, "data": str(tmp_path / "no.npz")}, isolation="inline")
+    empty = tmp_path / "empty.safetensors"
+    save_file({"x": torch.zeros(0, 6), "y": torch.zeros(0, dtype=torch.long)}, str(empty))
+    with pytest.raises(ToolError, match="holds 0 examples"):
+        get_registry().run_sync("lottery_ticket", {**args, "data": str(empty)}, isolation="inline")
     with pytest.raises(ToolError, match="prune_fraction"):
         get_registry().run_sync("lottery_ticket", {**args, "prune_fraction": 1.5}, isolation="inline")

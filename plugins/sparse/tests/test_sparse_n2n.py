@@ -117,3 +117,8 @@ def test_n2n_compress_tool_through_the_registry(tmp_path: Path) -> None:
     assert [m.out_features for m in student if isinstance(m, torch.nn.Linear)][:-1] == out.student_widths  # type: ignore[attr-defined]
     with pytest.raises(ToolError, match="ratios"):
         get_registry().run_sync("n2n_compress", {**args, "ratios": [0.0, 1.0]}, isolation="inline")
+    from malot_sparse.core.mlp import save_mlp
+
+    wrong = save_mlp(build_mlp(5, [16, 16], 3), tmp_path / "wrong.safetensors")  # 5 features, the data have 6
+    with pytest.raises(ToolError, match="takes 5 features"):
+        get_registry().run_sync("n2n_compress", {**args, "teacher": str(wrong)}, isolation="inline")

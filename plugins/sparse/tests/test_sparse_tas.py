@@ -132,5 +132,8 @@ def test_tas_search_tool_through_the_registry(tmp_path: Path) -> None:
     uneven = save_mlp(build_mlp(8, [16, 8], 3), tmp_path / "uneven.safetensors")
     with pytest.raises(ToolError, match="widths differ"):
         get_registry().run_sync("tas_search", {**args, "teacher": str(uneven)}, isolation="inline")
+    wrong = save_mlp(build_mlp(8, [16, 16], 5), tmp_path / "wrong.safetensors")  # predicts 5 classes, the data 3
+    with pytest.raises(ToolError, match="predicts 5 classes"):
+        get_registry().run_sync("tas_search", {**args, "teacher": str(wrong)}, isolation="inline")
     with pytest.raises(ToolError, match="flops_ratio"):
         get_registry().run_sync("tas_search", {**args, "flops_ratio": 0}, isolation="inline")

@@ -387,7 +387,16 @@ def n2n_compress(args: N2nCompressInput) -> N2nCompressOutput:
     reward C(2 − C)·Acc_s/Acc_t), each student trained with knowledge distillation; writes the best student."""
     import torch
 
-    from malot_sparse.core.mlp import accuracy, build_mlp, load_mlp, load_xy, save_mlp, split, train_classifier
+    from malot_sparse.core.mlp import (
+        accuracy,
+        build_mlp,
+        check_matches,
+        load_mlp,
+        load_xy,
+        save_mlp,
+        split,
+        train_classifier,
+    )
 
     x, y = load_xy(args.data)
     classes = int(y.max()) + 1
@@ -398,6 +407,7 @@ def n2n_compress(args: N2nCompressInput) -> N2nCompressOutput:
     torch.manual_seed(args.seed)
     if args.teacher is not None:
         teacher, _, _ = load_mlp(args.teacher)
+        check_matches(teacher, x.shape[1], classes)
     else:
         teacher = build_mlp(x.shape[1], args.teacher_widths, classes)
         train_classifier(teacher, x_fit, y_fit, steps=args.teacher_steps, lr=args.lr, seed=args.seed)

@@ -223,7 +223,16 @@ def tas_search(args: TasSearchInput) -> TasSearchOutput:
     """
     import torch
 
-    from malot_sparse.core.mlp import accuracy, build_mlp, load_mlp, load_xy, save_mlp, split, train_classifier
+    from malot_sparse.core.mlp import (
+        accuracy,
+        build_mlp,
+        check_matches,
+        load_mlp,
+        load_xy,
+        save_mlp,
+        split,
+        train_classifier,
+    )
     from malot_sparse.core.structured import mlp_flops, mlp_widths
 
     x, y = load_xy(args.data)
@@ -238,8 +247,7 @@ def tas_search(args: TasSearchInput) -> TasSearchOutput:
         widths = mlp_widths(teacher)
         if len(set(widths)) != 1:
             raise ToolError(f"the teacher's hidden widths differ ({widths})", hint="TAS here needs equal hidden widths")
-        if linear_in(teacher) != x.shape[1] or linear_out(teacher) != classes:
-            raise ToolError("the teacher does not match the data's features or classes")
+        check_matches(teacher, x.shape[1], classes)
     else:
         widths = [args.width] * args.layers
         teacher = build_mlp(x.shape[1], widths, classes)
@@ -286,17 +294,3 @@ def tas_search(args: TasSearchInput) -> TasSearchOutput:
         teacher_test_accuracy=accuracy(teacher, x_test, y_test),
         searched_test_accuracy=accuracy(student, x_test, y_test),
     )
-
-
-def linear_in(model: nn.Module) -> int:
-    """Input features of an MLP."""
-    from malot_sparse.core.mlp import linear_layers
-
-    return linear_layers(model)[0].in_features
-
-
-def linear_out(model: nn.Module) -> int:
-    """Output classes of an MLP."""
-    from malot_sparse.core.mlp import linear_layers
-
-    return linear_layers(model)[-1].out_features

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = [
     "accuracy",
     "build_mlp",
+    "check_matches",
     "linear_layers",
     "load_mlp",
     "load_xy",
@@ -45,6 +46,17 @@ def build_mlp(in_dim: int, widths: Sequence[int], classes: int) -> nn.Sequential
         previous = width
     layers.append(nn.Linear(previous, classes))
     return nn.Sequential(*layers)
+
+
+def check_matches(model: nn.Module, features: int, classes: int, role: str = "teacher") -> None:
+    """Raise a clear :class:`ToolError` when an MLP checkpoint does not fit the data's features and classes."""
+    layers = linear_layers(model)
+    if layers[0].in_features != features or layers[-1].out_features != classes:
+        raise ToolError(
+            f"the {role} takes {layers[0].in_features} features and predicts {layers[-1].out_features} classes; "
+            f"the data have {features} features and {classes} classes",
+            hint=f"pass a {role} trained on data of this shape, or leave it out to train one here",
+        )
 
 
 def linear_layers(model: nn.Module) -> list[nn.Linear]:
