@@ -99,6 +99,7 @@ def style_trajectories(
     obs_len: int = 8,
     fut_len: int = 12,
     noise: float = 0.05,
+    canonical: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Agents moving under one law of motion with an environment-specific style: ``X (count, obs_len, 2)`` observed
     positions and ``Y (count, fut_len, 2)`` future positions, both relative to the last observed position, and the
@@ -107,7 +108,8 @@ def style_trajectories(
     Invariant mechanism: constant turn rate and acceleration, ``θ_t = θ_0 + κ t``, ``v_t = v_0 + a t``,
     ``p_{t+1} = p_t + v_t (cos θ_t, sin θ_t)``. Variant (style) features: ``κ ~ N(curvature)`` and
     ``a ~ N(acceleration)`` given as ``(mean, std)``: the environment changes only their distribution. Observed
-    positions carry Gaussian noise of size ``noise``; futures are clean.
+    positions carry Gaussian noise of size ``noise``; futures are clean. ``canonical`` rotates each sample so its
+    observed heading (first to last observed position) points along +x, the usual trajectory normalisation.
     """
     import numpy as np
 
@@ -124,6 +126,12 @@ def style_trajectories(
     anchor = path[:, obs_len - 1 : obs_len]
     x = path[:, :obs_len] - anchor + rng.normal(0, noise, size=(count, obs_len, 2))
     y = path[:, obs_len:] - anchor
+    if canonical:
+        heading = x[:, -1] - x[:, 0]
+        angle = -np.arctan2(heading[:, 1], heading[:, 0])
+        cos, sin = np.cos(angle), np.sin(angle)
+        rotation = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], -2)
+        x, y = np.einsum("nij,ntj->nti", rotation, x), np.einsum("nij,ntj->nti", rotation, y)
     return x.astype(np.float32), y.astype(np.float32), np.stack([kappa, accel], axis=1)
 
 
