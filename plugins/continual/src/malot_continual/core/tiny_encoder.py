@@ -15,7 +15,12 @@ __all__ = ["build_tiny_sentence_encoder"]
 def build_tiny_sentence_encoder(out_dir: str | Path, *, dim: int = 32, seed: int = 0) -> Path:
     """Write a 1-layer BERT sentence-transformers model of width ``dim`` with random weights into ``out_dir``."""
     import torch
-    from sentence_transformers import SentenceTransformer, models  # type: ignore[attr-defined]
+    from sentence_transformers import SentenceTransformer
+
+    try:  # sentence-transformers >= 6 moved the modules
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # pragma: no cover - older releases
+        from sentence_transformers import models  # type: ignore[attr-defined,no-redef]
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from malot.retrieval.encoders import default_encoder_path
@@ -35,6 +40,7 @@ def build_tiny_sentence_encoder(out_dir: str | Path, *, dim: int = 32, seed: int
     BertModel(config).save_pretrained(str(bert_dir))  # type: ignore[no-untyped-call]
     tokenizer.save_pretrained(str(bert_dir))
     word = models.Transformer(str(bert_dir), max_seq_length=128)
-    pooling = models.Pooling(word.get_word_embedding_dimension(), pooling_mode="mean")
+    width = getattr(word, "get_embedding_dimension", None) or word.get_word_embedding_dimension
+    pooling = models.Pooling(width(), pooling_mode="mean")
     SentenceTransformer(modules=[word, pooling, models.Normalize()], device="cpu").save(str(folder))
     return folder
