@@ -10,6 +10,7 @@ import malot_fewshot.kg_zero_shot
 import malot_fewshot.laso
 import malot_fewshot.latent_label_shift
 import malot_fewshot.llp_bp
+import malot_fewshot.name_tagging
 import malot_fewshot.noise_shda
 import malot_fewshot.pretrain_erm
 import malot_fewshot.tmv_hlp
