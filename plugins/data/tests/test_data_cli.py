@@ -23,14 +23,12 @@ TOOLS = {
 }
 
 
-def test_every_tool_is_registered_by_the_entry_point_with_tags(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_tool_is_registered_by_the_entry_point_with_tags() -> None:
     from malot.tools.advisor import advisor_tags
-    from malot.tools.plugins import load_plugins
-    from malot.tools.registry import ToolRegistry
+    from malot.tools.plugins import get_registry, plugin_statuses
 
-    registry = ToolRegistry()
-    statuses = load_plugins(allow=["data"], registry=registry)
-    assert [s.state for s in statuses if s.name == "data"] == ["loaded"]
+    registry = get_registry(allow=["data"])  # the default registry, as the CLI and agents use it
+    assert [s.state for s in plugin_statuses() if s.name == "data"] == ["loaded"]
     found = {t.name: t for t in registry.list(family="data")}
     assert set(found) == TOOLS
     for t in found.values():
