@@ -114,6 +114,20 @@ def test_bad_sources_are_clear_errors(tmp_path: Path) -> None:
         scalearn_model(TinyTransformer(12, d=D, layers=1, heads=2, ffn=32, out_dim=3), adapters + adapters)
     with pytest.raises(ToolError, match="unknown combination mode"):
         scalearn_model(_tiny(), adapters, "median")
+    handle = apply_peft(_tiny(), PeftSpec(form="adapter", r=4))
+    with torch.no_grad():
+        next(iter(handle.trainable.values())).fill_(float("nan"))
+    broken = save_adapter(handle, tmp_path / "nan.safetensors")
+    with pytest.raises(ToolError, match="NaN"):
+        scalearn_model(_tiny(), [broken])
+
+
+def test_a_non_finite_training_loss_stops_with_a_clear_error() -> None:
+    from malot_peft.core.train import train_params
+
+    param = torch.nn.Parameter(torch.zeros(2))
+    with pytest.raises(ToolError, match="loss became nan"):
+        train_params([param], lambda step: param.sum() * float("nan"), steps=3, lr=0.1)
 
 
 def test_scalearn_tool_through_the_plugin_registry(tiny_lm_folder: Path, text_file: Path, tmp_path: Path) -> None:

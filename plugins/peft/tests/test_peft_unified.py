@@ -160,6 +160,10 @@ def test_adapter_round_trips_through_a_file(tmp_path: Path) -> None:
     assert torch.equal(loaded.model(ids), handle.model(ids))
     with pytest.raises(ToolError, match="does not fit"):
         load_adapter(TinyTransformer(12, d=16, layers=3, heads=2, ffn=32, max_len=16, out_dim=3), path)
+    with torch.no_grad():
+        next(iter(handle.trainable.values())).fill_(float("inf"))
+    with pytest.raises(ToolError, match="infinite"):
+        load_adapter(_tiny(), save_adapter(handle, tmp_path / "inf.safetensors"))
 
 
 def test_bad_configurations_are_clear_errors() -> None:

@@ -261,6 +261,9 @@ def load_adapter(model: nn.Module, path: str | Path) -> PeftHandle:
         if meta.get("format") != _FORMAT:
             raise ToolError(f"{file} is not an adapter written by make_peft", hint="create one with make_peft")
         tensors = {k: handle_file.get_tensor(k) for k in handle_file.keys()}  # noqa: SIM118
+    bad = [name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise ToolError(f"adapter {file} holds NaN or infinite values in {bad[:3]}", hint="retrain the adapter")
     spec = PeftSpec.model_validate(json.loads(meta["spec"]))
     handle = apply_peft(model, spec)
     missing = set(handle.trainable) ^ set(tensors)

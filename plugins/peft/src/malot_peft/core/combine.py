@@ -150,6 +150,9 @@ def read_source_adapter(path: str | Path) -> SourceAdapter:
         tensors = {k: handle.get_tensor(k) for k in handle.keys()}  # noqa: SIM118
     if meta.get("format") != "malot-peft-adapter":
         raise ToolError(f"{file} is not an adapter written by make_peft", hint="train source adapters with make_peft")
+    bad = [name for name, tensor in tensors.items() if not bool(torch.isfinite(tensor).all())]
+    if bad:
+        raise ToolError(f"source adapter {file} holds NaN or infinite values in {bad[:3]}", hint="retrain that adapter")
     spec = PeftSpec.model_validate(json.loads(meta["spec"]))
     if spec.form in ("prefix", "mam"):
         raise ToolError(

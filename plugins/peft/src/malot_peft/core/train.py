@@ -32,7 +32,9 @@ def train_params(params: Iterable[nn.Parameter], loss_fn: LossFn, *, steps: int,
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(step)
         if not torch.isfinite(loss):
-            raise ToolError(f"the training loss became {float(loss)} at step {step}", hint="lower lr; check the data")
+            raise ToolError(
+                f"the training loss became {float(loss.detach())} at step {step}", hint="lower lr; check the data"
+            )
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         losses.append(float(loss.detach()))
