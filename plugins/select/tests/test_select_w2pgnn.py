@@ -74,6 +74,19 @@ def test_tool_through_the_registry_with_domains() -> None:
         isolation="inline",
     ).model_dump()
     assert out["alpha"][1] > out["alpha"][0] and out["feasibility"] == pytest.approx(-out["distance"])
+    per_graph = registry.run_sync(
+        "pretrain_feasibility",
+        {
+            "pretrain": [record(a) for a in _pretrain()],
+            "downstream": [record(_er(400)), record(_er(401))],
+            "groups": [0] * 5 + [1] * 5,
+            "resolution": 8,
+            "steps": 5,
+            "downstream_as": "graphs",
+        },
+        isolation="inline",
+    ).model_dump()
+    assert per_graph["alpha"][1] > per_graph["alpha"][0]
 
 
 @pytest.mark.parametrize(
