@@ -187,3 +187,16 @@ def test_semdedup_on_shipped_demonstrations_removes_a_planted_near_copy(tmp_path
     removed = out["removed"][0]
     assert {removed["id"], removed["duplicate_of_id"]} == {records[2]["name"], copy["name"]}
     assert removed["similarity"] > 0.95
+
+
+def test_oversized_inputs_are_refused_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import malot_data.select_instructions as sel_module
+    import malot_data.semdedup as dedup_module
+
+    monkeypatch.setattr(dedup_module, "MAX_CLUSTER", 10)
+    with pytest.raises(ToolError, match="raise clusters"):
+        duplicate_scores(np.random.default_rng(0).normal(size=(20, 3)), 1)
+    monkeypatch.setattr(sel_module, "MAX_GRADIENT_WIDTH", 8)
+    h, p, y = _pool()
+    with pytest.raises(ToolError, match="columns per example"):
+        gradient_embeddings(h, p, y)

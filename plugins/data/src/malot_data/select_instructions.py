@@ -48,6 +48,9 @@ __all__ = [
     "select_instructions",
 ]
 
+MAX_GRADIENT_WIDTH = 2_000_000
+"""Largest ``classes × features`` last-layer gradient an example may have before projection."""
+
 _PAPER = "Adapt-∞: Scalable Continual Multimodal Instruction Tuning via Dynamic Data Selection (Maharana et al., 2024)"
 
 
@@ -59,6 +62,11 @@ def gradient_embeddings(features: Any, probs: Any, labels: Any, dim: int = 64, s
     h = check_matrix(features, name="features")
     p = check_matrix(probs, name="probs", rows=h.shape[0])
     y = check_labels(labels, name="labels", rows=h.shape[0], classes=p.shape[1])
+    if p.shape[1] * h.shape[1] > MAX_GRADIENT_WIDTH:
+        raise ToolError(
+            f"gradient embeddings would have {p.shape[1]}×{h.shape[1]} columns per example",
+            hint="pass outputs over fewer classes (e.g. the target token's top candidates) or smaller features",
+        )
     residual = p.copy()
     residual[np.arange(y.size), y] -= 1.0
     grads = np.einsum("nc,nd->ncd", residual, h).reshape(h.shape[0], -1)

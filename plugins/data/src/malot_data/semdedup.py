@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 
 __all__ = ["DuplicateScores", "SemDedupInput", "SemDedupOutput", "duplicate_scores", "semdedup", "semdedup_keep"]
 
+MAX_CLUSTER = 20_000
+"""Largest cluster compared pairwise (its similarity matrix takes ``MAX_CLUSTER²`` floats, 3.2 GB at 20 000)."""
+
 _PAPER = "SemDeDup: Data-efficient learning at web-scale through semantic deduplication (Abbas et al., 2023)"
 
 
@@ -57,6 +60,12 @@ def duplicate_scores(embeddings: Any, clusters: int, seed: int = 0) -> Duplicate
         if clusters > 1
         else (np.zeros(n, np.int64))
     )
+    biggest = int(np.bincount(labels, minlength=clusters).max())
+    if biggest > MAX_CLUSTER:
+        raise ToolError(
+            f"a cluster of {biggest} examples needs a {biggest}×{biggest} similarity matrix",
+            hint=f"raise clusters so no cluster exceeds {MAX_CLUSTER} examples (SemDeDup uses ~N/100 clusters)",
+        )
     score = np.full(n, -1.0)
     nearest = np.full(n, -1, np.int64)
     for c in range(clusters):
