@@ -322,8 +322,8 @@ class LearnNmMaskInput(BaseModel):
     include: list[str] | None = Field(default=None, description="only linear layers whose name contains one of these")
     config_sparsity: bool = Field(
         default=False,
-        description="also put the compressed-tensors sparsity_config into config.json (vLLM <= 0.10 read it for "
-        "2:4 kernels on GPU; newer vLLM rejects it, so the default keeps it in a side file)",
+        description="also put the compressed-tensors sparsity_config into config.json (older vLLM versions read it "
+        "for 2:4 GPU kernels; vLLM 0.32 rejects it, so the default keeps it in a side file)",
     )
     seed: int = 0
 
