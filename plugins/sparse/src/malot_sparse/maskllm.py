@@ -320,11 +320,6 @@ class LearnNmMaskInput(BaseModel):
     batch_size: int = Field(default=8, gt=0)
     max_length: int = Field(default=64, gt=1)
     include: list[str] | None = Field(default=None, description="only linear layers whose name contains one of these")
-    config_sparsity: bool = Field(
-        default=False,
-        description="also put the compressed-tensors sparsity_config into config.json (older vLLM versions read it "
-        "for 2:4 GPU kernels; vLLM 0.32 rejects it, so the default keeps it in a side file)",
-    )
     seed: int = 0
 
 
@@ -417,15 +412,6 @@ def learn_nm_mask(args: LearnNmMaskInput) -> LearnNmMaskOutput:
     config = sparsity_config(result.masks, args.n, args.m)
     side = out / "sparsity_config.json"
     side.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    if args.config_sparsity:
-        config_file = out / "config.json"
-        data = json.loads(config_file.read_text(encoding="utf-8"))
-        data["quantization_config"] = {
-            "quant_method": "compressed-tensors",
-            "format": "dense",
-            "sparsity_config": config,
-        }
-        config_file.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return LearnNmMaskOutput(
         out=str(out),
         layers=len(result.masks),
