@@ -188,10 +188,11 @@ def adapt_inf_select(
         scores[name] = arr
     pool = np.arange(n)
     removed: list[int] = []
-    if dedup_eps is not None:
-        kept = semdedup_keep(duplicate_scores(check_matrix(features, name="features"), 1, seed), eps=dedup_eps)
+    if dedup_eps is not None:  # SemDeDup over the features; k-means clusters of ~2000 keep the pair matrices small
+        dup = duplicate_scores(check_matrix(features, name="features"), max(1, -(-n // 2000)), seed)
+        kept = semdedup_keep(dup, eps=dedup_eps)
         if len(kept) < budget:  # never deduplicate below the budget: drop the most duplicated only
-            kept = semdedup_keep(duplicate_scores(check_matrix(features, name="features"), 1, seed), budget=budget)
+            kept = semdedup_keep(dup, budget=budget)
         removed = sorted(set(range(n)) - set(kept))
         pool = np.asarray(kept, dtype=np.int64)
     k = min(clusters, pool.size)
