@@ -119,3 +119,22 @@ def test_transfer_between_two_tiny_causal_lms(tmp_path: Path, tiny_lm_pair: tupl
     moved = AutoModelForCausalLM.from_pretrained(str(tmp_path / "moved"))
     original = AutoModelForCausalLM.from_pretrained(str(student))
     assert any(not torch.equal(a, b) for a, b in zip(moved.parameters(), original.parameters(), strict=True))
+
+
+@pytest.mark.slow
+def test_checkpoints_with_different_tokenizers_are_rejected(tmp_path: Path, tiny_lm_pair: tuple[Path, Path]) -> None:
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    student, teacher = tiny_lm_pair
+    other = tmp_path / "other"
+    shutil.copytree(teacher, other)
+    tokenizer = AutoTokenizer.from_pretrained(str(other))
+    tokenizer.add_tokens(["<extra_token>"])
+    tokenizer.save_pretrained(str(other))
+    texts = tmp_path / "t.txt"
+    texts.write_text("theorem t : True := trivial\n")
+    args = KnowledgeTransferInput(student=str(student), teacher=str(other), data=str(texts), out=str(tmp_path / "o"))
+    with pytest.raises(ToolError, match="different tokenizers"):
+        knowledge_transfer(args)
