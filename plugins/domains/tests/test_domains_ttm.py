@@ -95,6 +95,17 @@ def test_tool_runs_through_the_registry(tmp_path: Path) -> None:
     assert out.mode == "few-shot" and out.finetune_windows > 0 and out.test_windows > 0  # type: ignore[attr-defined]
     assert out.ttm_mse > 0 and out.last_value_mse > 0  # type: ignore[attr-defined]
     assert np.load(tmp_path / "f.npy").shape == (16, 2)
+    zero = get_registry().run_sync(
+        "ttm_forecast",
+        {
+            "source": str(tmp_path / "src.npy"),
+            "target": str(tmp_path / "tgt.npy"),
+            "mode": "zero-shot",
+            "pretrain_steps": 2,
+        },
+        isolation="inline",
+    )
+    assert zero.mode == "zero-shot" and zero.finetune_windows == 0  # type: ignore[attr-defined]
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
