@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from malot_select.autotransfer import design_prior, design_prior_tool, fisher_task_embedding
+from malot_select.autotransfer import design_prior, design_prior_tool, fisher_task_embedding, learn_task_projection
 
 from malot.errors import ToolError
 from malot.tools import ToolRegistry
@@ -43,6 +43,30 @@ def test_identical_task_returns_its_own_designs_in_order() -> None:
     assert sum(prior.values()) > 0
 
 
+def test_learned_projection_brings_tasks_with_alike_design_rankings_together() -> None:
+    rng = np.random.default_rng(5)
+    # two groups of tasks whose designs rank oppositely; the group shows only in feature 0, drowned by features 1-5
+    features, perfs = [], []
+    for i in range(8):
+        group = i % 2
+        f = np.concatenate([[0.3 if group else -0.3], rng.normal(size=5)])
+        features.append(f)
+        perfs.append({"a": 0.9, "b": 0.5, "c": 0.1} if group else {"a": 0.1, "b": 0.5, "c": 0.9})
+
+    def same_group_nearest(w: np.ndarray) -> float:
+        z = [w @ f / np.linalg.norm(w @ f) for f in features]
+        hits = []
+        for a in range(8):
+            sims = [(z[a] @ z[b], b) for b in range(8) if b != a]
+            hits.append(max(sims)[1] % 2 == a % 2)
+        return float(np.mean(hits))
+
+    w = learn_task_projection(features, perfs, steps=300)
+    assert same_group_nearest(w) > same_group_nearest(np.eye(6))
+    assert same_group_nearest(w) == 1.0
+    assert np.array_equal(learn_task_projection(features[:2], perfs[:2]), np.eye(6))  # too few tasks: identity
+
+
 def test_tool_through_the_registry_finds_the_same_task_in_the_bank() -> None:
     x, y = _task(2, "xor", 40)
     xl, yl = _task(3, "linear", 40)
@@ -70,7 +94,7 @@ def test_tool_through_the_registry_finds_the_same_task_in_the_bank() -> None:
     ("bank", "message"),
     [
         ([{"name": "x", "designs": {"a": 1.0}}], "neither an embedding nor data"),
-        ([{"name": "x", "designs": {"a": 1.0}, "embedding": [1.0, 2.0]}], "2-d embedding"),
+        ([{"name": "x", "designs": {"a": 1.0}, "embedding": [1.0, 2.0]}], "differ in size"),
         ([], "at least 1"),
     ],
 )

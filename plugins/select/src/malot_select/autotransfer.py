@@ -4,8 +4,9 @@ Neural Networks"): a design prior for a new task from a bank of (task, design, p
 **Task embedding** (the paper's Sec. 4.1): a fixed set of *anchor models* (here small MLPs with fixed seeds and
 widths, for tabular/feature tasks) is trained briefly on the task; for each anchor the diagonal Fisher information of
 the cross-entropy loss, ``F = E[(∂ log p(y|x) / ∂θ)²]``, is summarised per layer (mean over the layer's weights),
-and each anchor's vector is normalised to unit length; the concatenation is the task's feature. The paper then learns
-a projection with a triplet loss; we use the normalised Fisher feature directly (identity projection) and say so.
+and each anchor's vector is normalised to unit length; the concatenation is the task's feature. As in the paper, a
+projection of these features is learned from the bank with a triplet loss, so that tasks whose designs rank alike
+(Kendall τ of their performances) lie close (:func:`learn_task_projection`; linear here, started at the identity).
 Inputs are standardised and mapped to the anchors' fixed width by a seeded Gaussian random projection, so tasks of
 any input dimension share one embedding space.
 
@@ -38,6 +39,7 @@ __all__ = [
     "design_prior",
     "design_prior_tool",
     "fisher_task_embedding",
+    "learn_task_projection",
 ]
 
 _PAPER = "Cao et al. 2023, AutoTransfer: AutoML with Knowledge Transfer (ICLR)"
@@ -102,6 +104,53 @@ def fisher_task_embedding(
     return np.concatenate(parts)
 
 
+def learn_task_projection(
+    features: Sequence[NDArray[np.float64]],
+    performances: Sequence[dict[str, float]],
+    *,
+    steps: int = 200,
+    margin: float = 0.1,
+    seed: int = 0,
+) -> NDArray[np.float64]:
+    """AutoTransfer's learned task embedding: a linear map ``W`` (started at the identity) trained with a triplet loss
+    so that, for every anchor task ``a`` and pair ``(i, j)`` with ``τ(pₐ, pᵢ) > τ(pₐ, pⱼ)`` (Kendall τ of their design
+    performances), ``cos(Wfₐ, Wfᵢ)`` exceeds ``cos(Wfₐ, Wfⱼ)`` by ``margin``. Returns ``W``.
+    """
+    import itertools
+
+    import numpy as np
+    import torch
+    from scipy.stats import kendalltau
+
+    designs = sorted(set.intersection(*(set(p) for p in performances)))
+    if len(features) < 3 or len(designs) < 2:
+        return np.eye(features[0].shape[0])
+    perf = [np.array([p[d] for d in designs]) for p in performances]
+    n = len(features)
+    tau = np.ones((n, n))
+    for i, j in itertools.combinations(range(n), 2):
+        value = kendalltau(perf[i], perf[j]).statistic
+        tau[i, j] = tau[j, i] = 0.0 if np.isnan(value) else float(value)
+    triplets = [
+        (a, i, j) for a in range(n) for i in range(n) for j in range(n) if len({a, i, j}) == 3 and tau[a, i] > tau[a, j]
+    ]
+    if not triplets:
+        return np.eye(features[0].shape[0])
+    f = torch.tensor(np.stack(features), dtype=torch.float64)
+    torch.manual_seed(seed)
+    w = torch.eye(f.shape[1], dtype=torch.float64, requires_grad=True)
+    idx = torch.tensor(triplets)
+    opt = torch.optim.Adam([w], lr=1e-2)
+    for _ in range(steps):
+        z = torch.nn.functional.normalize(f @ w.T, dim=1)
+        sim = z @ z.T
+        loss = torch.relu(margin - sim[idx[:, 0], idx[:, 1]] + sim[idx[:, 0], idx[:, 2]]).mean()
+        opt.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        opt.step()
+    return np.asarray(w.detach().numpy(), dtype=np.float64)
+
+
 class BankTask(BaseModel):
     """One bank record: a task (its embedding, or its data to embed) and the measured performance of designs."""
 
@@ -149,6 +198,9 @@ class DesignPriorInput(BaseModel):
     k: int = Field(3, ge=1, description="how many similar bank tasks vote")
     temperature: float = Field(0.1, gt=0)
     steps: int = Field(50, ge=0, le=5000, description="training steps of each anchor model")
+    learn_projection: bool = Field(
+        True, description="learn the triplet-loss projection of task features from the bank (needs >= 3 tasks)"
+    )
 
 
 class DesignPriorOutput(BaseModel):
@@ -187,6 +239,16 @@ def design_prior_tool(args: DesignPriorInput) -> DesignPriorOutput:
         else:
             raise ToolError(f"bank task {task.name!r} has neither an embedding nor data", hint="give one of them")
         bank.append((task.name, emb, task.designs))
+    if args.learn_projection:
+        import numpy as np
+
+        if len({emb.shape for _, emb, _ in bank} | {query.shape}) != 1:
+            raise ToolError(
+                "bank embeddings and the task's embedding differ in size", hint="embed all with design_prior"
+            )
+        w = learn_task_projection([emb for _, emb, _ in bank], [d for _, _, d in bank])
+        bank = [(name, w @ emb, designs) for name, emb, designs in bank]
+        query = np.asarray(w @ query, dtype=np.float64)
     scores, neighbours = design_prior(query, bank, k=args.k, temperature=args.temperature)
     return DesignPriorOutput(
         ranking=sorted(scores, key=lambda d: -scores[d]),
