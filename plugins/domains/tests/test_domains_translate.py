@@ -98,3 +98,21 @@ def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     src, tgt = _write(tmp_path, x, y, ux[:-1], uy)
     with pytest.raises(ToolError, match="entries"):
         registry.run_sync("domain_translate", {"source": src, "target": tgt, "steps": 1}, isolation="inline")
+
+
+def test_an_agent_sees_and_calls_the_tool_through_function_calling(tmp_path: Path) -> None:
+    import asyncio
+    import json
+
+    from malot.tools import RegistrySource
+
+    x, y, ux, uy = mirror_pair_1d(4, 200)
+    src, tgt = _write(tmp_path, x, y, ux, uy)
+    source = RegistrySource(names=["domain_translate"], isolation="inline")
+    specs = asyncio.run(source.list_tools())
+    assert specs[0].name == "domain_translate"
+    assert {"needs:source", "needs:target", "domains"} <= set(specs[0].tags)
+    result = asyncio.run(
+        source.call_tool("domain_translate", {"source": src, "target": tgt, "steps": 3, "restarts": 1})
+    )
+    assert json.loads(result.content)["groups"] == 2
