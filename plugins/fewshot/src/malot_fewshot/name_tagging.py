@@ -8,7 +8,8 @@ with its tokens embedded in a space only roughly aligned with the source's. The 
    tokens of the same entity type together and pushes types apart (Khosla et al.'s SupCon loss, in ``core``:
    pytorch-metric-learning's version was far too slow here);
 2. **Pseudo-labelling the target**: unlabelled target tokens get the tag of the nearest type prototype (prototypes
-   from the few labelled target tokens), kept only above a cosine-similarity margin;
+   from the few labelled target tokens), kept only when the softmax over prototype similarities (temperature τ)
+   exceeds ``pseudo_margin``;
 3. **Separate source and target type embeddings**: the tagger scores ``z·t_tag`` with one table of tag embeddings
    per side (the target's initialised from the source's), trained jointly on source, few-shot target and
    pseudo-labelled target tokens so the target is not forced into the source's decision boundaries.
@@ -135,7 +136,7 @@ def train_tagger(
     steps: int = 300,
     contrastive_weight: float = 1.0,
     temperature: float = 0.1,
-    pseudo_margin: float = 0.5,
+    pseudo_margin: float = 0.9,
     seed: int = 0,
 ) -> Tagger:
     """Train a tagger by ``metric`` (the method), ``finetune`` (source then few target) or ``target_only``."""
@@ -198,8 +199,8 @@ def train_tagger(
         )
         protos = torch.nn.functional.normalize(protos, dim=1)
         xu = torch.as_tensor(_windows(target_unlabelled), dtype=torch.float32) if target_unlabelled else xt[:0]
-        sims = enc(xu) @ protos.T if len(xu) else torch.zeros((0, len(vocabulary)))
-        best, pseudo = sims.max(1) if len(xu) else (torch.zeros(0), torch.zeros(0, dtype=torch.long))
+        probs = torch.softmax(scale * enc(xu) @ protos.T, 1) if len(xu) else torch.zeros((0, len(vocabulary)))
+        best, pseudo = probs.max(1)
         keep = best > pseudo_margin
     xu_kept, yu_kept = xu[keep], pseudo[keep]
 
