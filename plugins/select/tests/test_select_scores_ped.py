@@ -154,6 +154,7 @@ def test_ped_tool_ranks_candidates_through_the_registry() -> None:
         ({"models": ["/nonexistent"]}, "labelled text set"),
         ({"features": [[[1.0, 0.0], [0.0, 1.0]]], "labels": [0, 1], "references": []}, "0 reference matrices"),
         ({}, "needs candidates"),
+        ({"features": [[[0.0, 0.0], [0.0, 0.0]]], "labels": [0, 1], "steps": 0}, "all zero"),
     ],
 )
 def test_ped_tool_rejects_bad_input_with_one_clear_error(args: dict[str, object], message: str) -> None:

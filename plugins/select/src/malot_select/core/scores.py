@@ -71,6 +71,8 @@ def logme_evidence(
     y = np.asarray(target, dtype=np.float64)
     n, d = f.shape
     u, s, vt = np.linalg.svd(f, full_matrices=False)
+    if s.size == 0 or float(s.max()) <= 1e-12:
+        raise ToolError("the features are all zero: LogME is undefined", hint="check the feature extraction")
     sigma = s**2
     z = u.T @ y  # y in the left singular basis
     y_perp = float(y @ y - z @ z)  # the part of y outside the column space of F
