@@ -156,7 +156,7 @@ def causal_lm_features(model_dir: str, texts: list[str], *, max_length: int = 12
     """Mean-pooled last-layer hidden states of a Hugging Face model over ``texts`` (an ``n x hidden`` array)."""
     try:
         import torch
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ToolError("ped_score on checkpoints needs transformers", hint="pip install 'malot-select[hf]'") from exc
     if not Path(model_dir).is_dir():
@@ -164,7 +164,12 @@ def causal_lm_features(model_dir: str, texts: list[str], *, max_length: int = 12
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
-    model = AutoModel.from_pretrained(model_dir).eval()
+    model: Any
+    try:  # a causal LM checkpoint (a prover) loads whole, so no weights are left unused
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+    except ValueError:  # an encoder or other architecture without a causal-LM head
+        model = AutoModel.from_pretrained(model_dir)
+    model.eval()
     rows = []
     with torch.no_grad():
         for start in range(0, len(texts), batch_size):
@@ -175,7 +180,7 @@ def causal_lm_features(model_dir: str, texts: list[str], *, max_length: int = 12
                 truncation=True,
                 max_length=max_length,
             )
-            hidden = model(**batch).last_hidden_state
+            hidden = model(**batch, output_hidden_states=True).hidden_states[-1]
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             rows.append((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0))
     return torch.cat(rows).double().numpy()
