@@ -83,9 +83,13 @@ def main() -> None:
         default_out="plugins/domains/benchmarks/results/gcrl_adaptation_claim.json",
         seeds=3,
         quick_seeds=1,
-        extra=[(["--frame"], {"choices": ["canonical", "world"], "default": "canonical", "help": "coordinate frame"})],
+        extra=[
+            (["--frame"], {"choices": ["canonical", "world"], "default": "canonical", "help": "coordinate frame"}),
+            (["--train-steps"], {"type": int, "default": None, "help": "source training steps (default 1500)"}),
+        ],
     )
     shots, steps = ([16], 500) if args.quick else ([8, 32, 100], 1500)
+    steps = args.train_steps or steps
     rows = [row for seed in args.seed_list for row in one_seed(seed, shots, steps, args.frame == "canonical")]
     keys = ["zero_shot_ade", "prior_only_ade", "full_finetune_ade"]
     stats = {k: summarize([r[k] for r in rows]) for k in keys}
