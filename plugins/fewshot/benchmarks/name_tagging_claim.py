@@ -88,7 +88,7 @@ def _run(seed: int, steps: int) -> dict[str, float]:
 
 def main() -> None:
     """Run every seed and write the JSON result."""
-    args = benchmark_args(__doc__, default_out="results/name_tagging_claim.json", seeds=5, quick_seeds=2)
+    args = benchmark_args(__doc__, default_out="results/name_tagging_claim.json", seeds=5, quick_seeds=1)
     runs = [_run(seed, 300) for seed in args.seed_list]
     summary: dict[str, Any] = {k: summarize([r[k] for r in runs]) for k in runs[0]}
     figures = {f"{k}_f1": v["mean"] for k, v in summary.items()}
