@@ -14,16 +14,13 @@ Clustering is scikit-learn's ``KMeans``; the ordering and scores are the paper's
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, Field, model_validator
 
 from malot.errors import ToolError
 from malot.tools import tool
 from malot_data.core.arrays import check_matrix, load_array, save_arrays
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DuplicateScores", "SemDedupInput", "SemDedupOutput", "duplicate_scores", "semdedup", "semdedup_keep"]
 
