@@ -19,9 +19,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from malot.tools import tool
+from malot_peft.core.side_models import SideTuneArgs, SideTuneReport
 
 if TYPE_CHECKING:
     import torch
@@ -81,34 +82,19 @@ def ladder_side_network(backbone: LayeredBackbone, reduction: int = 8, temperatu
     return LadderSideNetwork()
 
 
-class LadderInput(BaseModel):
+class LadderInput(SideTuneArgs):
     """Arguments of the ``ladder_side_tune`` tool."""
 
-    model: str = Field(description="Hugging Face causal-LM folder laid out like Llama (the frozen backbone)")
-    data: str = Field(description="training texts: .txt (one a line) or .jsonl")
     out: str = Field(description="where to write the side network (.safetensors)")
     reduction: int = Field(default=8, gt=0, description="side width = hidden size / reduction")
     temperature: float = Field(default=0.1, gt=0, description="ladder gate temperature T")
-    steps: int = Field(default=100, ge=0)
-    lr: float = Field(default=3e-3, gt=0)
-    batch_size: int = Field(default=8, gt=0)
-    max_length: int = Field(default=64, gt=1)
-    seed: int = 0
 
 
-class LadderOutput(BaseModel):
+class LadderOutput(SideTuneReport):
     """Result of the ``ladder_side_tune`` tool."""
 
     side_network: str
-    trainable_params: int
-    backbone_params: int
-    backbone_bit_identical: bool
-    no_backbone_gradient: bool = Field(description="gradient hooks on every backbone layer never fired")
-    activation_bytes_side: int = Field(description="bytes autograd saved for one training batch (side tuning)")
-    activation_bytes_full_ft: int = Field(description="the same for full fine-tuning of the backbone")
     gates: list[float] = Field(description="ladder gates μ_i after training")
-    loss_first: float | None
-    loss_last: float | None
 
 
 @tool(
@@ -133,13 +119,6 @@ def ladder_side_tune(args: LadderInput) -> LadderOutput:
     side = result.side
     return LadderOutput(
         side_network=str(Path(result.path)),
-        trainable_params=result.trainable,
-        backbone_params=result.backbone_params,
-        backbone_bit_identical=result.run.backbone_bit_identical,
-        no_backbone_gradient=result.run.no_backbone_gradient,
-        activation_bytes_side=result.side_bytes,
-        activation_bytes_full_ft=result.full_bytes,
         gates=[float(g) for g in side.gates().tolist()],  # type: ignore[operator]
-        loss_first=result.run.losses[0] if result.run.losses else None,
-        loss_last=result.run.losses[-1] if result.run.losses else None,
+        **SideTuneReport.fields_of(result),
     )

@@ -26,9 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from malot.tools import tool
+from malot_peft.core.side_models import SideTuneArgs, SideTuneReport
 
 if TYPE_CHECKING:
     import torch
@@ -115,34 +116,20 @@ def sherl_network(backbone: LayeredBackbone, late_layers: int = 1, reduction: in
     return SherlNetwork()
 
 
-class SherlInput(BaseModel):
+class SherlInput(SideTuneArgs):
     """Arguments of the ``sherl`` tool."""
 
-    model: str = Field(description="Hugging Face causal-LM folder laid out like Llama (the frozen backbone)")
-    data: str = Field(description="training texts: .txt (one a line) or .jsonl")
     out: str = Field(description="where to write the SHERL modules (.safetensors)")
     late_layers: int = Field(default=1, ge=0, description="pretrained layers in the late route (frozen weights)")
     reduction: int = Field(default=8, gt=0, description="adapter width = hidden size / reduction")
-    steps: int = Field(default=100, ge=0)
-    lr: float = Field(default=3e-3, gt=0)
-    batch_size: int = Field(default=8, gt=0)
-    max_length: int = Field(default=64, gt=1)
-    seed: int = 0
 
 
-class SherlOutput(BaseModel):
+class SherlOutput(SideTuneReport):
     """Result of the ``sherl`` tool."""
 
     network: str
-    trainable_params: int
-    backbone_params: int
-    backbone_bit_identical: bool
     no_backbone_gradient: bool = Field(description="no backbone weight got a gradient; no early layer backpropagated")
-    activation_bytes_side: int = Field(description="bytes autograd saved for one training batch (SHERL)")
-    activation_bytes_full_ft: int = Field(description="the same for full fine-tuning of the backbone")
     mean_layer_weights: list[float] = Field(description="mean anti-redundancy weight of each shallow early layer")
-    loss_first: float | None
-    loss_last: float | None
 
 
 @tool(
@@ -165,13 +152,6 @@ def sherl(args: SherlInput) -> SherlOutput:
     per_layer = [] if weights is None else [float(v) for v in weights.mean(dim=(1, 2, 3)).tolist()]
     return SherlOutput(
         network=str(Path(result.path)),
-        trainable_params=result.trainable,
-        backbone_params=result.backbone_params,
-        backbone_bit_identical=result.run.backbone_bit_identical,
-        no_backbone_gradient=result.run.no_backbone_gradient,
-        activation_bytes_side=result.side_bytes,
-        activation_bytes_full_ft=result.full_bytes,
         mean_layer_weights=per_layer,
-        loss_first=result.run.losses[0] if result.run.losses else None,
-        loss_last=result.run.losses[-1] if result.run.losses else None,
+        **SideTuneReport.fields_of(result),
     )

@@ -20,9 +20,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from malot.tools import tool
+from malot_peft.core.side_models import SideTuneArgs, SideTuneReport
 
 if TYPE_CHECKING:
     import torch
@@ -104,33 +105,18 @@ def unipt_network(backbone: LayeredBackbone, reduction: int = 8) -> SideModule:
     return UniPTNetwork()
 
 
-class UniPTInput(BaseModel):
+class UniPTInput(SideTuneArgs):
     """Arguments of the ``unipt`` tool."""
 
-    model: str = Field(description="Hugging Face causal-LM folder laid out like Llama (the frozen backbone)")
-    data: str = Field(description="training texts: .txt (one a line) or .jsonl")
     out: str = Field(description="where to write the UniPT network (.safetensors)")
     reduction: int = Field(default=8, gt=0, description="width of the parallel network = hidden size / reduction")
-    steps: int = Field(default=100, ge=0)
-    lr: float = Field(default=3e-3, gt=0)
-    batch_size: int = Field(default=8, gt=0)
-    max_length: int = Field(default=64, gt=1)
-    seed: int = 0
 
 
-class UniPTOutput(BaseModel):
+class UniPTOutput(SideTuneReport):
     """Result of the ``unipt`` tool."""
 
     network: str
-    trainable_params: int
-    backbone_params: int
-    backbone_bit_identical: bool
-    no_backbone_gradient: bool = Field(description="gradient hooks on every backbone layer never fired")
-    activation_bytes_side: int = Field(description="bytes autograd saved for one training batch (UniPT)")
-    activation_bytes_full_ft: int = Field(description="the same for full fine-tuning of the backbone")
     mean_confidence_per_layer: list[float] = Field(description="mean confidence of each non-anchor layer")
-    loss_first: float | None
-    loss_last: float | None
 
 
 @tool(
@@ -149,13 +135,6 @@ def unipt(args: UniPTInput) -> UniPTOutput:
     per_layer = [] if conf is None else [float(v) for v in conf.mean(dim=(1, 2, 3)).tolist()]
     return UniPTOutput(
         network=str(Path(result.path)),
-        trainable_params=result.trainable,
-        backbone_params=result.backbone_params,
-        backbone_bit_identical=result.run.backbone_bit_identical,
-        no_backbone_gradient=result.run.no_backbone_gradient,
-        activation_bytes_side=result.side_bytes,
-        activation_bytes_full_ft=result.full_bytes,
         mean_confidence_per_layer=per_layer,
-        loss_first=result.run.losses[0] if result.run.losses else None,
-        loss_last=result.run.losses[-1] if result.run.losses else None,
+        **SideTuneReport.fields_of(result),
     )
