@@ -125,10 +125,14 @@ def _load_one(ep: importlib.metadata.EntryPoint, target: ToolRegistry, dist: str
             register = getattr(module, attr)
             register(target)
         added = [t for t in source.list() if t.name not in before or before[t.name] is not t]
-        if source is not target:
-            for t in added:
-                target.register(t)
         package = module_name.split(".")[0]
+        if source is not target:
+            # the plugin's tools in the default registry: those this import added, and those an earlier import of
+            # the same module registered there (importing it again registers nothing new)
+            mine = [t for t in source.list() if t in added or t.fn.__module__.split(".")[0] == package]
+            for t in mine:
+                if t.name not in target:
+                    target.register(t)
         own = {t.name for t in target.list() if t.fn.__module__.split(".")[0] == package}
         names = sorted((set(target.names()) - before_target) | {t.name for t in added} | own)
         for name in names:

@@ -100,6 +100,22 @@ def test_allow_list_from_env_and_settings(
     assert fresh_default_registry.names() == ["fake_echo", "other_len"]
 
 
+def test_a_second_registry_gets_the_tools_of_an_already_imported_plugin(
+    monkeypatch: pytest.MonkeyPatch, make_module: Callable[[str], str], fresh_default_registry: ToolRegistry
+) -> None:
+    # the plugin's module registers into the default registry when first imported; loading it into another
+    # registry later imports nothing new, and must still hand that registry the plugin's tools
+    module = make_module(GOOD)
+    _fake_entry_points(monkeypatch, {"good": module})
+    load_plugins()
+    assert module in sys.modules and "fake_echo" in fresh_default_registry
+    other = ToolRegistry()
+    [status] = load_plugins(registry=other)
+    assert status.state == "loaded" and status.tools == ("fake_echo",)
+    assert other.names() == ["fake_echo"]
+    assert other.run_sync("fake_echo", {"text": "hi"}).model_dump() == {"result": "hi"}
+
+
 def test_lookup_miss_loads_plugins_lazily(
     monkeypatch: pytest.MonkeyPatch, make_module: Callable[[str], str], fresh_default_registry: ToolRegistry
 ) -> None:
