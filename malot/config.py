@@ -134,7 +134,10 @@ class RetrievalSettings(_Section):
     ``corpus``: demonstrations JSONL (default: the shipped MiniF2F-valid solutions); ``model``: encoder folder for
     ``dense``/``hybrid`` (default: offline MiniLM) or a trained UDR model folder for ``udr``; ``index_dir``: a saved
     retriever to load (or where to save the one built); ``target_split``: the split of the problems being solved, so
-    the leakage guard can refuse a corpus holding that split's solutions (``test``).
+    the leakage guard can refuse a corpus holding that split's solutions (``test``); ``query_upgrade``: a folder
+    holding an upgraded query encoder for the saved index in ``index_dir`` (written by an upgrade tool, e.g. a BT²
+    one; see :func:`malot.retrieval.loader.load_query_upgrade`): new queries search the old vectors, nothing is
+    re-encoded.
     """
 
     retriever: Literal["none", "random", "bm25", "dense", "hybrid", "udr"] = "random"
@@ -146,6 +149,7 @@ class RetrievalSettings(_Section):
     target_split: str | None = None
     rrf_k: int = Field(60, ge=1)
     device: str = "cpu"
+    query_upgrade: Path | None = None
 
 
 class BudgetSettings(_Section):

@@ -10,7 +10,13 @@ from malot.errors import RetrievalError
 from malot.retrieval.base import CorpusRetriever, Retriever, load_saved_retriever, read_manifest
 from malot.retrieval.corpus import Corpus, Demonstration, Query, load_corpus
 
-__all__ = ["NoRetriever", "build_retriever", "load_retriever"]
+__all__ = ["QUERY_UPGRADE_GROUP", "NoRetriever", "build_retriever", "load_query_upgrade", "load_retriever"]
+
+#: Entry-point group of query-encoder upgrades: ``NAME = "package.module:function"``, where the function takes
+#: ``(index_dir, upgrade_dir, *, target_split)`` and returns a retriever over the saved index whose queries are
+#: embedded by the upgraded encoder. An upgrade folder names its kind in ``upgrade.json`` (``{"kind": NAME}``).
+QUERY_UPGRADE_GROUP = "malot.retrieval.upgrades"
+UPGRADE_MANIFEST = "upgrade.json"
 
 
 class NoRetriever:
@@ -81,6 +87,8 @@ def load_retriever(settings: RetrievalSettings | None = None) -> Retriever:
     settings = settings or RetrievalSettings()
     if settings.retriever == "none" or settings.k == 0:
         return NoRetriever()
+    if settings.query_upgrade is not None:
+        return load_query_upgrade(settings)
     if settings.index_dir is not None and (Path(settings.index_dir) / "retriever.json").is_file():
         manifest = read_manifest(Path(settings.index_dir))
         if manifest["kind"] != settings.retriever:
@@ -102,4 +110,44 @@ def load_retriever(settings: RetrievalSettings | None = None) -> Retriever:
     )
     if settings.index_dir is not None and settings.retriever in ("dense", "hybrid", "udr"):
         retriever.save(settings.index_dir)  # encoding is the slow part; reuse it next time
+    return retriever
+
+
+def load_query_upgrade(settings: RetrievalSettings) -> Retriever:
+    """The saved index in ``settings.index_dir`` searched by the upgraded query encoder in ``settings.query_upgrade``.
+
+    The upgrade's kind (``upgrade.json``) names a ``malot.retrieval.upgrades`` entry point; the plugin that ships it
+    builds the retriever (the core names no plugin). The leakage guard is armed with ``settings.target_split``.
+    """
+    import importlib.metadata
+    import json
+
+    upgrade = Path(settings.query_upgrade or "")
+    index_dir = settings.index_dir
+    if index_dir is None or not (Path(index_dir) / "retriever.json").is_file():
+        raise RetrievalError(
+            "retrieval.query_upgrade needs the saved index it was trained for in retrieval.index_dir",
+            hint="set retrieval.index_dir to the folder the upgrade tool read",
+        )
+    manifest = read_manifest(Path(index_dir))
+    if manifest["kind"] != settings.retriever:
+        raise RetrievalError(
+            f"{index_dir} holds a {manifest['kind']} index, but retrieval.retriever is {settings.retriever!r}",
+            hint="set retrieval.retriever to match",
+        )
+    try:
+        kind = str(json.loads((upgrade / UPGRADE_MANIFEST).read_text(encoding="utf-8"))["kind"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RetrievalError(
+            f"{upgrade} is not a query-encoder upgrade (no readable {UPGRADE_MANIFEST} with a kind): {exc}",
+            hint="point retrieval.query_upgrade at the folder an upgrade tool wrote",
+        ) from exc
+    found = [ep for ep in importlib.metadata.entry_points(group=QUERY_UPGRADE_GROUP) if ep.name == kind]
+    if not found:
+        raise RetrievalError(
+            f"no installed plugin provides the query upgrade {kind!r} (entry-point group {QUERY_UPGRADE_GROUP})",
+            hint="install the plugin whose tool wrote the upgrade (malot tools list shows the installed ones)",
+        )
+    build = found[0].load()
+    retriever: Retriever = build(Path(index_dir), upgrade, target_split=settings.target_split)
     return retriever

@@ -108,6 +108,15 @@ def test_upgraded_dense_encoder_searches_malots_old_index(old_encoder: Path, tmp
     assert np.array_equal(new.index.vectors, vectors_before)  # type: ignore[attr-defined]  # nothing re-encoded
     assert _recall(new, queries) >= _recall(old, queries)
     assert [d.name for d in new.retrieve(queries[0], 3)]  # the ordinary retrieve path works too
+    # the prover's path: [retrieval] index_dir + query_upgrade, through the malot.retrieval.upgrades entry point
+    from malot.config import RetrievalSettings
+    from malot.retrieval.loader import load_retriever
+
+    settings = RetrievalSettings(retriever="dense", index_dir=tmp_path / "index", query_upgrade=tmp_path / "bt2")
+    configured = load_retriever(settings)
+    ranked = [[i for i, _ in r] for r in configured.rank_many(queries, 3)]  # type: ignore[attr-defined]
+    assert ranked == [[i for i, _ in r] for r in new.rank_many(queries, 3)]
+    assert np.array_equal(configured.index.vectors, vectors_before)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow

@@ -175,6 +175,8 @@ class Bt2Upgrade:
             "new_encoder": str(Path(self.new_encoder).resolve()),
         }
         (folder / _CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        # the kind malot's retrieval loader looks up (entry point ``malot.retrieval.upgrades``: bt2)
+        (folder / "upgrade.json").write_text(json.dumps({"kind": "bt2"}) + "\n", encoding="utf-8")
         return folder
 
     @classmethod
@@ -251,8 +253,14 @@ def upgrade_index(
     return upgrade
 
 
-def upgraded_retriever(index_dir: str | Path, upgrade: Bt2Upgrade | str | Path) -> CorpusRetriever:
-    """malot's own retriever over the *old* saved index, with queries embedded by the BT²-upgraded new encoder."""
+def upgraded_retriever(
+    index_dir: str | Path, upgrade: Bt2Upgrade | str | Path, *, target_split: str | None = None
+) -> CorpusRetriever:
+    """malot's own retriever over the *old* saved index, with queries embedded by the BT²-upgraded new encoder.
+
+    Also the ``malot.retrieval.upgrades`` entry point ``bt2``: ``[retrieval] query_upgrade = DIR`` (with
+    ``index_dir`` the old index) makes malot's provers retrieve through it. ``target_split`` arms the leakage guard.
+    """
     from malot.retrieval.dense import DenseRetriever
     from malot.retrieval.encoders import SentenceEncoder
     from malot.retrieval.udr.model import DualEncoder
@@ -270,13 +278,13 @@ def upgraded_retriever(index_dir: str | Path, upgrade: Bt2Upgrade | str | Path) 
                 return up.encode_queries(texts, batch_size)
 
         dual = UpgradedDual(None, None, instruction=instruction or "")
-        return UDRRetriever(corpus, dual, index=index)
+        return UDRRetriever(corpus, dual, index=index, target_split=target_split)
 
     class UpgradedEncoder(SentenceEncoder):
         def encode(self, texts: Sequence[str], *, progress: Callable[[int], None] | None = None) -> Any:
             return up.encode_queries(texts)
 
-    return DenseRetriever(corpus, UpgradedEncoder(up.new_encoder), index=index)
+    return DenseRetriever(corpus, UpgradedEncoder(up.new_encoder), index=index, target_split=target_split)
 
 
 class Bt2Input(BaseModel):
