@@ -9,6 +9,7 @@ SHERL, a modified intermediate state through the last layers) into the frozen re
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,29 +33,29 @@ __all__ = [
 ]
 
 
-class LayeredBackbone:
-    """A frozen model seen as ``readout(layer_{L-1}(... layer_0(embed(ids))))``."""
+class LayeredBackbone(ABC):
+    """A frozen model seen as ``readout(layer_{L-1}(... layer_0(embed(ids))))`` (subclasses: one per model layout)."""
 
     module: nn.Module
     num_layers: int
     hidden_size: int
     causal: bool
 
+    @abstractmethod
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         """Input embeddings ``(B, n, d)``; also prepares per-batch state (positions) for :meth:`layer`."""
-        raise NotImplementedError
 
+    @abstractmethod
     def layer(self, index: int, h: torch.Tensor) -> torch.Tensor:
         """Apply layer ``index`` to ``h`` (same shape)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def readout(self, h: torch.Tensor) -> torch.Tensor:
         """Final norm and head on the last hidden state."""
-        raise NotImplementedError
 
+    @abstractmethod
     def layer_module(self, index: int) -> nn.Module:
         """The ``nn.Module`` of layer ``index`` (for hooks)."""
-        raise NotImplementedError
 
 
 class TinyBackbone(LayeredBackbone):
